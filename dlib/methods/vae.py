@@ -1,0 +1,140 @@
+"""The VAE and the β-VAE (Kingma & Welling 2014; Higgins et al. 2017).
+
+Objective per batch (the study's convention: sums over pixels and latents, mean over the batch):
+
+    loss = E_batch[ −log p(x | z) ] + β · E_batch[ KL(q(z | x) ‖ N(0, I)) ],
+
+with a Bernoulli likelihood on logits and the Gaussian KL in closed form. β = 1 is the VAE's
+negative ELBO. Later methods subclass :class:`VAE` and override :meth:`VAE.regularizer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dlib.methods.base import Method, make_config, seeded
+from dlib.nets import Decoder, Encoder
+
+
+def gaussian_kl(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mean, exp(logvar)) ‖ N(0, 1)) per dimension, elementwise:
+    ½ (mean² + exp(logvar) − logvar − 1)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1.0)
+
+
+def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+    """−log p(x | logits) summed over all pixels and channels, one value per sample (B,).
+
+    ``x`` may be soft (in [0, 1]) as for the coloured variants; then this is the cross-entropy,
+    as in disentanglement_lib.
+    """
+    if logits.shape != x.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(x.shape)} differ")
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def reparameterise(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """z = mean + exp(½ logvar) · ε with ε ~ N(0, I) from ``generator``."""
+    eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+@dataclass
+class VAEConfig:
+    """Hyperparameters of the VAE family; defaults are the Locatello et al. study's."""
+
+    num_latents: int = 10
+    beta: float = 1.0
+    arch: str = "conv"  # "conv" (study, 2×2 kernels), "conv4" (4×4 kernels), "fc"
+    lr: float = 1e-4
+    adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
+    adam_eps: float = 1e-8
+    seed: int = 0  # seeds the network initialisation
+
+
+class VAE(Method):
+    """Gaussian encoder, Bernoulli decoder, standard-normal prior; ``beta`` weighs the KL."""
+
+    config: VAEConfig
+    config_class: type = VAEConfig
+
+    def __init__(
+        self, image_shape: tuple[int, int, int], config: Any | None = None, **overrides: Any
+    ) -> None:
+        cfg = make_config(self.config_class, config, overrides)
+        super().__init__(cfg)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        with seeded(cfg.seed):
+            self.encoder = Encoder(self.image_shape, cfg.num_latents, cfg.arch)
+            self.decoder = Decoder(self.image_shape, cfg.num_latents, cfg.arch)
+
+    # -- the model ----------------------------------------------------------------------------
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior parameters (mean, logvar), each (B, D)."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Bernoulli logits (B, C, H, W)."""
+        return self.decoder(z)
+
+    @torch.no_grad()
+    def represent(self, x: Tensor) -> Tensor:
+        """The representation used for evaluation: the posterior mean (B, D)."""
+        return self.encode(x)[0]
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Pixel probabilities decoded from the posterior mean."""
+        return torch.sigmoid(self.decode(self.encode(x)[0]))
+
+    @torch.no_grad()
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Pixel probabilities of ``n`` samples from the prior."""
+        dev = next(self.parameters()).device
+        z = torch.randn(n, self.config.num_latents, device=dev, generator=generator)
+        return torch.sigmoid(self.decode(z))
+
+    # -- the objective --------------------------------------------------------------------------
+    def regularizer(
+        self, mean: Tensor, logvar: Tensor, z: Tensor, kl_dims: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The term added to the reconstruction loss, plus extra terms to log.
+
+        β-VAE: β · KL. Other methods of the VAE family override only this hook.
+        """
+        return self.config.beta * kl_dims.sum(), {}
+
+    def terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        mean, logvar = self.encode(x)
+        z = reparameterise(mean, logvar, generator)
+        logits = self.decode(z)
+        recon = bernoulli_nll(logits, x).mean()
+        kl_dims = gaussian_kl(mean, logvar).mean(0)  # (D,), averaged over the batch
+        kl = kl_dims.sum()
+        reg, extra = self.regularizer(mean, logvar, z, kl_dims)
+        return {
+            "loss": recon + reg,
+            "recon": recon,
+            "kl": kl,
+            "elbo": -(recon + kl),
+            "kl_dims": kl_dims.detach(),
+            **extra,
+        }
+
+
+@dataclass
+class BetaVAEConfig(VAEConfig):
+    """β-VAE; β = 4 is Higgins et al.'s dSprites setting, the study's grid is {1, 2, 4, 6, 8, 16}."""
+
+    beta: float = 4.0
+
+
+class BetaVAE(VAE):
+    """The β-VAE of Higgins et al. (2017): the VAE with the KL weighted by β > 1."""
+
+    config_class = BetaVAEConfig

@@ -1,0 +1,245 @@
+"""The training engine: one loop for every method.
+
+The data set lives on the device as uint8 (:class:`dlib.data.DeviceData`); each step draws a batch
+by on-device index sampling with an explicit ``torch.Generator``, so shapes are static and nothing
+is read back to the host between logging points. Every loss term a method returns is averaged
+over the logging interval and kept in a :class:`History`. A non-finite loss stops training with
+:class:`TrainingDiverged`, naming the first bad step. Checkpoints are written atomically and hold
+everything needed to resume *exactly*: weights, optimiser states, step, configuration, the
+generator's state and the history.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dlib.config import progress
+from dlib.methods.base import Method
+
+CHECKPOINT_VERSION = 1
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when a loss term becomes NaN or infinite."""
+
+
+class History:
+    """Loss terms logged during training: ``history["recon"]`` is an array over logging points."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.seconds: list[float] = []
+        self._terms: dict[str, list[np.ndarray]] = {}
+
+    def append(self, step: int, seconds: float, terms: dict[str, np.ndarray]) -> None:
+        self.steps.append(int(step))
+        self.seconds.append(float(seconds))
+        for name, value in terms.items():
+            self._terms.setdefault(name, []).append(np.asarray(value))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._terms:
+            raise KeyError(f"no term {name!r} in the history; logged terms: {self.keys()}")
+        return np.stack(self._terms[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._terms
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def keys(self) -> list[str]:
+        return list(self._terms)
+
+    def last(self, name: str) -> np.ndarray | float:
+        """The most recent logged value of a term (a float for scalar terms)."""
+        value = self._terms[name][-1]
+        return float(value) if value.ndim == 0 else value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "seconds": self.seconds, "terms": self._terms}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = list(state["steps"])
+        self.seconds = list(state["seconds"])
+        self._terms = {k: list(v) for k, v in state["terms"].items()}
+
+    def __repr__(self) -> str:
+        if not self.steps:
+            return "History(empty)"
+        scalars = ", ".join(
+            f"{k}={self.last(k):.4g}" for k in self._terms if np.ndim(self._terms[k][-1]) == 0
+        )
+        return f"History({len(self)} points up to step {self.steps[-1]}: {scalars})"
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    method: Method,
+    history: History,
+    generator: torch.Generator,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint atomically (temporary file + rename), so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "version": CHECKPOINT_VERSION,
+        "config": method.config_dict(),
+        "model": method.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
+        "step": int(method.step),
+        "generator": generator.get_state(),
+        "history": history.state_dict(),
+        "extra": extra or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    method: Method,
+    generator: torch.Generator | None = None,
+    history: History | None = None,
+) -> dict[str, Any]:
+    """Restore ``method`` (and optionally its generator and history) from a checkpoint.
+
+    The checkpoint's configuration must equal the method's: resuming a run with other
+    hyperparameters is an error, not a silent mix.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file
+        raise ValueError(f"{path} is not a readable dlib checkpoint: {err}") from err
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is not a dlib checkpoint of version {CHECKPOINT_VERSION}")
+    if state["config"] != method.config_dict():
+        raise ValueError(
+            f"checkpoint {path} was written by {state['config']}, "
+            f"which differs from this method's {method.config_dict()}"
+        )
+    method.load_state_dict(state["model"])
+    if not method.optimizers:
+        method.setup_optimizers()
+    for name, opt in method.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    if generator is not None:
+        generator.set_state(state["generator"])
+    if history is not None:
+        history.load_state_dict(state["history"])
+    return state
+
+
+def _device_data(data: Any, device: torch.device | str | None) -> Any:
+    """Accept a DeviceData (anything with ``sample``/``device``) or a GroundTruthData."""
+    if hasattr(data, "sample") and hasattr(data, "images") and hasattr(data, "device"):
+        return data
+    if hasattr(data, "to_device"):
+        return data.to_device(device)
+    raise TypeError(f"cannot train on {type(data).__name__}: pass a GroundTruthData or DeviceData")
+
+
+def fit(
+    method: Method,
+    data: Any,
+    steps: int,
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    log_every: int = 100,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    show_progress: bool = True,
+    device: torch.device | str | None = None,
+) -> History:
+    """Train ``method`` on ``data`` until it has taken ``steps`` optimisation steps.
+
+    ``data`` is a :class:`dlib.data.DeviceData` (batches are drawn from the images it holds) or a
+    ground-truth dataset (moved to ``device`` whole). ``seed`` seeds the generator that draws the
+    batches and the reparameterisation noise. With ``checkpoint`` set, a checkpoint is written
+    every ``checkpoint_every`` steps and at the end, and an existing one is resumed from (unless
+    ``resume=False``): ``fit(m, d, 1000, checkpoint=p)`` followed by ``fit(m, d, 2000,
+    checkpoint=p)`` gives the same weights as ``fit(m, d, 2000)``.
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if batch_size < 1 or log_every < 1:
+        raise ValueError("batch_size and log_every must be positive")
+    if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_every % log_every):
+        raise ValueError("checkpoint_every must be a positive multiple of log_every")
+    dd = _device_data(data, device)
+    image_shape = tuple(dd.data.image_shape)
+    if hasattr(method, "image_shape") and tuple(method.image_shape) != image_shape:
+        raise ValueError(f"method expects images {method.image_shape}, data has {image_shape}")
+    dev = torch.device(dd.device)
+    method.to(dev)
+    if not method.optimizers:
+        method.setup_optimizers()
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    history = History()
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, method, gen, history)
+        if state["extra"].get("batch_size") != batch_size or state["extra"].get("seed") != seed:
+            raise ValueError(
+                f"checkpoint {checkpoint} was trained with batch_size/seed "
+                f"{state['extra'].get('batch_size')}/{state['extra'].get('seed')}, "
+                f"not {batch_size}/{seed}"
+            )
+    start = int(method.step)
+    if start > steps:
+        raise ValueError(f"the method has already taken {start} steps (> {steps} requested)")
+    extra = {"batch_size": batch_size, "seed": seed}
+
+    method.train()
+    sums: dict[str, Tensor] = {}
+    count = 0
+    first_bad = torch.full((), -1, dtype=torch.long, device=dev)
+    t0 = time.perf_counter() - (history.seconds[-1] if history.seconds else 0.0)
+    bar = progress(total=steps, initial=start, **({} if show_progress else {"disable": True}))
+    for step in range(start, steps):
+        x = dd.sample(batch_size, gen)
+        out = method.train_step(x, gen)
+        # record the first non-finite step on the device: no host synchronisation per step
+        finite = torch.stack([torch.isfinite(v).all() for v in out.values()]).all()
+        first_bad = torch.where((first_bad < 0) & ~finite, step + 1, first_bad)
+        for k, v in out.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+        count += 1
+        last = step + 1 == steps
+        if (step + 1) % log_every == 0 or last:
+            bad = int(first_bad)
+            if bad >= 0:
+                names = [k for k, v in out.items() if not torch.isfinite(v).all()]
+                raise TrainingDiverged(
+                    f"{type(method).__name__}: a loss term became NaN/inf at step {bad} "
+                    f"(non-finite now: {names or 'none'}). Lower the learning rate, check that "
+                    "inputs are in [0, 1], or check the method's hyperparameters."
+                )
+            means = {k: (v / count).cpu().numpy() for k, v in sums.items()}
+            history.append(step + 1, time.perf_counter() - t0, means)
+            bar.set_postfix(loss=f"{float(means['loss']):.2f}", refresh=False)
+            sums, count = {}, 0
+            if checkpoint is not None and (
+                last or (checkpoint_every and (step + 1) % checkpoint_every == 0)
+            ):
+                save_checkpoint(checkpoint, method, history, gen, extra)
+        bar.update(1)
+    bar.close()
+    if checkpoint is not None and start == steps and not Path(checkpoint).exists():
+        save_checkpoint(checkpoint, method, history, gen, extra)
+    method.eval()
+    return history
