@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
 Arch = Literal["conv", "conv4", "fc"]
@@ -60,7 +59,8 @@ def _init(module: nn.Module, init: str) -> None:
 
 
 class Encoder(nn.Module):
-    """Image (B, C, H, W) in [0, 1] → Gaussian posterior parameters ``(mean, logvar)``, each (B, D)."""
+    """Image (B, C, H, W) in [0, 1] → Gaussian posterior parameters ``(mean, logvar)``, (B, D) each.
+    """
 
     def __init__(
         self,

@@ -233,7 +233,7 @@ def training_curves(
 
 
 def kl_dims_curves(history: Any, ax: plt.Axes | None = None) -> plt.Axes:
-    """The KL of each latent dimension over training: informative ones rise, unused ones collapse."""
+    """The KL of each latent dimension over training: informative ones rise, unused ones die."""
     kl = history["kl_dims"]  # (T, D)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 2.8))

@@ -87,7 +87,8 @@ def save_checkpoint(
     generator: torch.Generator,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Write a checkpoint atomically (temporary file + rename), so a crash never leaves half a file."""
+    """Write a checkpoint atomically (temporary file + rename): a crash never leaves half a file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {

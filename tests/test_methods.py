@@ -17,7 +17,7 @@ def test_gaussian_kl_matches_torch_distributions():
 
 
 def test_gaussian_kl_matches_monte_carlo():
-    # KL = E_q[log q(z) - log p(z)], estimated with 400k samples; must agree within 5 standard errors
+    # KL = E_q[log q(z) - log p(z)] from 400k samples; must agree within 5 standard errors
     mean, logvar = torch.tensor([1.3, -0.4], dtype=torch.float64), torch.tensor([-1.2, 0.7],
                                                                              dtype=torch.float64)
     g = torch.Generator().manual_seed(1)

@@ -25,7 +25,8 @@ def test_study_encoder_uses_two_2x2_kernels():
 
 
 def test_parameter_count_by_hand():
-    # encoder: convs 1→32 (4x4), 32→32 (4x4), 32→64 (2x2), 64→64 (2x2), dense 1024→256, heads 256→10 ×2
+    # encoder: convs 1→32 (4x4), 32→32 (4x4), 32→64 (2x2), 64→64 (2x2),
+    # dense 1024→256, two heads 256→10
     enc = (1 * 32 * 16 + 32) + (32 * 32 * 16 + 32) + (32 * 64 * 4 + 64) + (64 * 64 * 4 + 64) \
         + (1024 * 256 + 256) + 2 * (256 * 10 + 10)
     # decoder: dense 10→256, 256→1024, deconvs 64→64, 64→32, 32→32, 32→1 (all 4x4)

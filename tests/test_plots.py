@@ -51,7 +51,8 @@ def test_posterior_kl_matches_closed_form(model):
     x = torch.rand(10, 1, 64, 64)
     mean, logvar = model.encode(x)
     expected = (0.5 * (mean**2 + logvar.exp() - logvar - 1)).mean(0).detach().numpy()
-    np.testing.assert_allclose(plots.posterior_kl(model, x, batch_size=3), expected, rtol=1e-4, atol=1e-6)
+    got = plots.posterior_kl(model, x, batch_size=3)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_figures_draw(model):

@@ -88,5 +88,7 @@ def make_config(cls: type, config: Any | None, overrides: dict[str, Any]) -> Any
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(overrides) - names
     if unknown:
-        raise TypeError(f"unknown option(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}")
+        raise TypeError(
+            f"unknown option(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}"
+        )
     return dataclasses.replace(base, **overrides)

@@ -38,7 +38,9 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
-def reparameterise(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def reparameterise(
+    mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """z = mean + exp(½ logvar) · ε with ε ~ N(0, I) from ``generator``."""
     eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
     return mean + torch.exp(0.5 * logvar) * eps
@@ -129,7 +131,8 @@ class VAE(Method):
 
 @dataclass
 class BetaVAEConfig(VAEConfig):
-    """β-VAE; β = 4 is Higgins et al.'s dSprites setting, the study's grid is {1, 2, 4, 6, 8, 16}."""
+    """β-VAE; β = 4 is Higgins et al.'s dSprites setting; the study's grid is {1, 2, 4, 6, 8, 16}.
+    """
 
     beta: float = 4.0
 

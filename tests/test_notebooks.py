@@ -1,0 +1,225 @@
+"""Infrastructure tests of the chapters; fast, no kernel is started.
+
+- each chapter pair (.md source, .ipynb with outputs) is in sync, executed, with provenance;
+- quick-profile runs stay within the CI time budget;
+- chapters define no top-level functions or classes outside exercise solutions (library code
+  belongs in dlib and is shown with inspect.getsource);
+- every chapter starts with the Colab set-up cell of book/colab_setup_cell.md;
+- every {cite} key exists in book/references.bib;
+- _toc.yml lists every chapter notebook, and every file it lists exists.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from functools import cache
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+from IPython.core.inputtransformer2 import TransformerManager
+from markdown_it import MarkdownIt
+from mdit_py_plugins.colon_fence import colon_fence_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import check_pairs  # noqa: E402  (tools/ is not a package)
+
+QUICK_BUDGET_S = 90.0
+COLAB_TAG = "colab-setup"
+SOLUTION_TAG = "solution"
+
+CHAPTERS = check_pairs.chapter_sources()
+NOTEBOOKS = [md.with_suffix(".ipynb") for md in CHAPTERS if md.with_suffix(".ipynb").exists()]
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.name for p in paths]
+
+
+@cache
+def _read(path: Path):
+    return jupytext.read(path)
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.metadata.get("tags", []))
+
+
+# --- pairs, execution, provenance (the functions of tools/check_pairs.py) ----------------------
+
+
+def test_every_notebook_has_a_source():
+    assert check_pairs.orphan_problems() == []
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_pair_in_sync(md: Path):
+    assert check_pairs.drift_problems(md) == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_executed(ipynb: Path):
+    assert check_pairs.execution_problems(ipynb) == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_provenance(ipynb: Path):
+    assert check_pairs.provenance_problems(ipynb) == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_quick_profile_time_budget(ipynb: Path):
+    run = check_pairs.run_record(ipynb) or {}
+    if run.get("profile") != "quick":
+        pytest.skip(f"stored outputs are from a {run.get('profile')!r} run")
+    assert run["wall_s"] <= QUICK_BUDGET_S, (
+        f"{ipynb.name} took {run['wall_s']} s in the quick profile; the budget is "
+        f"{QUICK_BUDGET_S:.0f} s (shrink its by_profile(quick=...) sizes)"
+    )
+
+
+# --- chapter conventions ------------------------------------------------------------------------
+
+_md = MarkdownIt("commonmark").use(colon_fence_plugin)
+
+
+def _directives(markdown: str) -> list[str]:
+    """Names of the top-level MyST directives of a markdown cell, in order."""
+    names = []
+    for token in _md.parse(markdown):
+        if token.type in ("fence", "colon_fence"):
+            m = re.match(r"\{([\w:-]+)\}", token.info.strip())
+            if m:
+                names.append(m.group(1))
+    return names
+
+
+def solution_cells(nb) -> set[int]:
+    """Indices of code cells that belong to an exercise solution.
+
+    A code cell is a solution cell when it is tagged ``solution`` or lies between a
+    ``{solution-start}`` and a ``{solution-end}`` directive.
+    """
+    inside, found = False, set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for name in _directives(cell.source):
+                if name == "solution-start":
+                    inside = True
+                elif name == "solution-end":
+                    inside = False
+        elif cell.cell_type == "code" and (inside or SOLUTION_TAG in _tags(cell)):
+            found.add(i)
+    return found
+
+
+def top_level_definitions(source: str) -> list[str]:
+    """Names of functions and classes defined at the top level of a (IPython) code cell."""
+    tree = ast.parse(TransformerManager().transform_cell(source))
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return [node.name for node in tree.body if isinstance(node, kinds)]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_no_library_code_in_chapters(md: Path):
+    nb = _read(md)
+    solutions = solution_cells(nb)
+    offenders = [
+        f"cell {i}: {', '.join(names)}"
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and i not in solutions
+        and (names := top_level_definitions(cell.source))
+    ]
+    assert not offenders, (
+        f"{md.name} defines functions/classes outside exercise solutions ({'; '.join(offenders)}). "
+        "Put them in dlib and show them with inspect.getsource."
+    )
+
+
+@cache
+def canonical_setup_cell() -> tuple[str, list[str]]:
+    """(source, tags) of the code cell documented in book/colab_setup_cell.md."""
+    doc = jupytext.read(ROOT / "book" / "colab_setup_cell.md", fmt="md:myst")
+    cells = [c for c in doc.cells if c.cell_type == "code"]
+    assert len(cells) == 1, "book/colab_setup_cell.md must hold exactly one code cell"
+    return cells[0].source.strip(), _tags(cells[0])
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_first_code_cell_is_colab_setup(md: Path):
+    source, tags = canonical_setup_cell()
+    first = next((c for c in _read(md).cells if c.cell_type == "code"), None)
+    assert first is not None, f"{md.name} has no code cell"
+    assert COLAB_TAG in _tags(first), f"{md.name}: first code cell is not tagged {COLAB_TAG!r}"
+    assert first.source.strip() == source and _tags(first) == tags, (
+        f"{md.name}: the first code cell differs from book/colab_setup_cell.md (copy it verbatim)"
+    )
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_starts_with_one_title(md: Path):
+    first = next((c for c in _read(md).cells if c.cell_type == "markdown"), None)
+    assert first is not None
+    headings = [ln for ln in first.source.splitlines() if ln.startswith("#")]
+    assert headings and re.match(r"# \S", headings[0]), f"{md.name} must start with '# Title'"
+
+
+# --- citations and table of contents ------------------------------------------------------------
+
+_CITE = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")
+_BIBKEY = re.compile(r"^@\w+\s*\{\s*([^,\s]+)\s*,", re.MULTILINE)
+
+
+def bib_keys() -> set[str]:
+    return set(_BIBKEY.findall((ROOT / "book" / "references.bib").read_text(encoding="utf-8")))
+
+
+def test_bib_keys_unique():
+    keys = _BIBKEY.findall((ROOT / "book" / "references.bib").read_text(encoding="utf-8"))
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+
+
+@pytest.mark.parametrize(
+    "page", CHAPTERS + sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name
+)
+def test_cited_keys_exist(page: Path):
+    used = {k.strip() for group in _CITE.findall(page.read_text(encoding="utf-8"))
+            for k in group.split(",")}
+    missing = sorted(used - bib_keys())
+    assert not missing, f"{page.name} cites keys missing from book/references.bib: {missing}"
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    files.append(toc["root"])
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return files
+
+
+def test_toc_files_exist():
+    missing = [f for f in toc_files()
+               if not any((ROOT / (f + ext)).exists() for ext in ("", ".md", ".ipynb"))]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+
+
+def test_toc_lists_every_chapter():
+    listed = set(toc_files())
+    notebooks = [nb.relative_to(ROOT).as_posix() for nb in check_pairs.chapter_notebooks()]
+    unlisted = [nb for nb in notebooks if nb not in listed]
+    assert not unlisted, f"chapters missing from _toc.yml (list them as .ipynb): {unlisted}"

@@ -1,0 +1,67 @@
+# Shared set-up of tools/book.sh and tools/test.sh (sourced, not run).
+#
+# Chooses the Python environment, creates it when needed and installs what the book needs;
+# re-running skips what is already done. Which environment:
+#   1. $DLIB_VENV, when set: a virtualenv at that path (created if absent);
+#   2. else the environment you activated: a virtualenv ($VIRTUAL_ENV) or a conda env other
+#      than `base` ($CONDA_PREFIX) -- the book is installed into it;
+#   3. else .venv/ in the repository (created if absent).
+# Then: torch==2.13.0 if torch is not importable (install another build first if you prefer,
+# e.g. a CPU-only wheel), and `pip install -e ".[book,test]"` unless this checkout is already
+# installed with the current pyproject.toml. Afterwards PY is the interpreter and its bin/ is
+# first on PATH. $PYTHON (default python3) creates new virtualenvs.
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+dlib_setup() {
+  local venv="" reason=""
+  if [[ -n "${DLIB_VENV:-}" ]]; then
+    venv=$DLIB_VENV; reason="DLIB_VENV"
+  elif [[ -n "${VIRTUAL_ENV:-}" ]]; then
+    PY="$VIRTUAL_ENV/bin/python"; reason="active virtualenv"
+  elif [[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]]; then
+    PY="$CONDA_PREFIX/bin/python"; reason="active conda env ${CONDA_DEFAULT_ENV}"
+  else
+    venv="$REPO_ROOT/.venv"; reason="default"
+  fi
+  if [[ -n "$venv" ]]; then
+    if [[ ! -x "$venv/bin/python" ]]; then
+      echo "setup: creating virtualenv $venv with ${PYTHON:-python3}"
+      "${PYTHON:-python3}" -m venv "$venv"
+    fi
+    PY="$venv/bin/python"
+  fi
+  [[ -x "$PY" ]] || { echo "setup: no python at $PY" >&2; return 1; }
+  "$PY" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' \
+    || { echo "setup: dlib needs Python >= 3.10" >&2; return 1; }
+  PATH="$(dirname "$PY"):$PATH"
+  export PATH
+  echo "setup: python $("$PY" -c 'import sys; print(sys.prefix)') ($reason)"
+
+  if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+    echo "setup: installing torch==2.13.0"
+    "$PY" -m pip install -q "torch==2.13.0"
+  fi
+
+  # Installed already? The stamp names this checkout and the hash of its pyproject.toml, and the
+  # import check (run outside the repository) catches an env that points at another checkout.
+  local prefix stamp want
+  prefix=$("$PY" -c 'import sys; print(sys.prefix)')
+  stamp="$prefix/.dlib-book-setup"
+  want="$REPO_ROOT $("$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$REPO_ROOT/pyproject.toml")"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && (cd / && "$PY" - "$REPO_ROOT" <<'PYCHECK'
+import sys
+from pathlib import Path
+import dlib, jupyter_book, jupytext, nbval, nbclient, pytest, ruff, xdist  # noqa: F401
+assert getattr(dlib, "BOOK_PACKAGE", False)
+assert Path(dlib.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve())
+PYCHECK
+  ) >/dev/null 2>&1; then
+    echo "setup: dlib[book,test] already installed from this checkout"
+  else
+    echo "setup: pip install -e \".[book,test]\""
+    "$PY" -m pip install -q -e "$REPO_ROOT[book,test]"
+    echo "$want" >"$stamp"
+  fi
+}
