@@ -151,3 +151,32 @@ def num_parameters(module: nn.Module) -> int:
     """Number of trainable parameters (the study's conv encoder + decoder: about 0.5 million)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
+
+
+class Discriminator(nn.Module):
+    """FactorVAE's discriminator: an MLP on latent codes, 6 hidden layers of 1000 leaky-ReLU
+    units (slope 0.2, TensorFlow's default), 2 logits (``[real, permuted]``).
+
+    The FactorVAE paper says "6 layers"; disentanglement_lib uses 6 hidden layers of 1000 as
+    here (some PyTorch ports use 5).
+    """
+
+    def __init__(self, num_latents: int = 10, hidden: int = 1000, depth: int = 6,
+                 init: str = "tf") -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = num_latents
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            width = hidden
+        layers.append(nn.Linear(width, 2))
+        self.body = nn.Sequential(*layers)
+        self.num_latents = num_latents
+        _init(self, init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.dim() != 2 or z.shape[1] != self.num_latents:
+            raise ValueError(
+                f"discriminator expects (B, {self.num_latents}), got {tuple(z.shape)}"
+            )
+        return self.body(z)

@@ -211,8 +211,9 @@ def fit(
     first_bad = torch.full((), -1, dtype=torch.long, device=dev)
     t0 = time.perf_counter() - (history.seconds[-1] if history.seconds else 0.0)
     bar = progress(total=steps, initial=start, **({} if show_progress else {"disable": True}))
+    draw = batch_size * getattr(method, "batch_multiplier", 1)  # FactorVAE takes a second batch
     for step in range(start, steps):
-        x = dd.sample(batch_size, gen)
+        x = dd.sample(draw, gen)
         out = method.train_step(x, gen)
         # record the first non-finite step on the device: no host synchronisation per step
         finite = torch.stack([torch.isfinite(v).all() for v in out.values()]).all()

@@ -1,6 +1,10 @@
 """Training methods, one module each; every method is a :class:`Method` the engine can train."""
 
+from dlib.methods.annealed import AnnealedVAE, AnnealedVAEConfig, capacity
 from dlib.methods.base import Method, seeded
+from dlib.methods.dip import DIPVAE, DIPVAEConfig, dip_covariance, dip_penalty
+from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
+from dlib.methods.presets import STUDY_GRIDS, build, study_grid
 from dlib.methods.vae import (
     VAE,
     BetaVAE,
@@ -12,6 +16,19 @@ from dlib.methods.vae import (
 )
 
 __all__ = [
+    "AnnealedVAE",
+    "AnnealedVAEConfig",
+    "capacity",
+    "DIPVAE",
+    "DIPVAEConfig",
+    "dip_covariance",
+    "dip_penalty",
+    "FactorVAE",
+    "FactorVAEConfig",
+    "permute_dims",
+    "STUDY_GRIDS",
+    "build",
+    "study_grid",
     "Method",
     "seeded",
     "VAE",

@@ -35,6 +35,9 @@ class Method(nn.Module):
     """
 
     config: Any
+    #: the engine draws ``batch_multiplier × batch_size`` images per step (FactorVAE uses a
+    #: second, independent batch for its permuted codes)
+    batch_multiplier: int = 1
 
     def __init__(self, config: Any) -> None:
         super().__init__()
