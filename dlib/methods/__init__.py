@@ -4,6 +4,7 @@ from dlib.methods.annealed import AnnealedVAE, AnnealedVAEConfig, capacity
 from dlib.methods.base import Method, seeded
 from dlib.methods.dip import DIPVAE, DIPVAEConfig, dip_covariance, dip_penalty
 from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
+from dlib.methods.infogan import InfoGAN, InfoGANConfig
 from dlib.methods.presets import STUDY_GRIDS, build, study_grid
 from dlib.methods.vae import (
     VAE,
@@ -24,6 +25,8 @@ __all__ = [
     "dip_covariance",
     "dip_penalty",
     "FactorVAE",
+    "InfoGAN",
+    "InfoGANConfig",
     "FactorVAEConfig",
     "permute_dims",
     "STUDY_GRIDS",

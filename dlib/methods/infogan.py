@@ -1,0 +1,244 @@
+"""InfoGAN (Chen et al. 2016) and InfoWGAN-GP (Kim & Mnih 2018, Appendix G–H).
+
+The generator maps z = (c, ε) — continuous codes c_j ~ U[−1, 1], one categorical code with J
+categories and noise ε ~ N(0, I) — to an image. A network Q that shares the discriminator's
+convolutional trunk predicts the codes back from the image, and
+
+    L(G, Q) = E_{p(c) p(ε)} [ log Q(c | G(c, ε)) ]
+
+(a variational lower bound on I(c; G(c, ε)) up to the entropy of c) is maximised by G and Q with
+weight λ, on top of the adversarial game:
+
+* ``"gan"`` (InfoGAN): D outputs a logit; D minimises BCE(D(x), 1) + BCE(D(G(z)), 0), G the
+  non-saturating BCE(D(G(z)), 1);
+* ``"wgan-gp"`` (InfoWGAN-GP): a critic; it minimises E D(G(z)) − E D(x) + η (‖∇D(x̂)‖₂ − 1)²
+  at random interpolates x̂ of real and (detached) fake images, G minimises −E D(G(z)).
+
+Architecture (FactorVAE paper, Table 5): G: FC 128, FC 4·4·64, three 4×4 up-convolutions
+(64, 32, 32) and a last one to C channels; D/Q: four 4×4 convolutions (32, 32, 64, 64), FC 128,
+then D's FC 1 and Q's FC 128 → (mean, log-std) per continuous code and J categorical logits.
+Batch normalisation as in the table; for WGAN-GP the critic has none in its convolutions and
+layer normalisation in its FC layer (a gradient penalty per sample is meaningless with batch
+statistics). Adam with β = (0.5, 0.999), lr 1e-3 for G and 1e-4 for D/Q.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dlib.methods.base import Method, make_config, seeded
+
+
+@dataclass
+class InfoGANConfig:
+    """InfoGAN / InfoWGAN-GP; defaults are the FactorVAE paper's for 2D Shapes (dSprites)."""
+
+    variant: Literal["gan", "wgan-gp"] = "wgan-gp"
+    num_continuous: int = 4
+    num_categories: int = 3  # one categorical code; 0 for none
+    num_noise: int = 5
+    info_weight: float = 1.0  # λ
+    gp_weight: float = 10.0  # η (WGAN-GP only)
+    lr: float = 1e-3  # generator
+    d_lr: float = 1e-4  # discriminator / critic and Q
+    adam_betas: tuple[float, float] = field(default=(0.5, 0.999))
+    seed: int = 0
+
+
+class Generator(nn.Module):
+    """z (B, latent) → image probabilities (B, C, 64, 64) (Table 5 of the FactorVAE paper)."""
+
+    def __init__(self, latent: int, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(latent, 128), nn.ReLU(), nn.BatchNorm1d(128),
+            nn.Linear(128, 4 * 4 * 64), nn.ReLU(), nn.BatchNorm1d(4 * 4 * 64),
+            nn.Unflatten(1, (64, 4, 4)),
+            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(64),  # 8x8
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(32),  # 16x16
+            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(32),  # 32x32
+            nn.ConvTranspose2d(32, channels, 4, 2, 1), nn.Sigmoid(),                     # 64x64
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(z)
+
+
+class DiscriminatorQ(nn.Module):
+    """Image → (D's output (B,), Q's continuous means and log-stds (B, K) each, logits (B, J))."""
+
+    def __init__(self, channels: int, num_continuous: int, num_categories: int,
+                 wgan: bool) -> None:
+        super().__init__()
+
+        def norm2d(c: int) -> nn.Module:
+            return nn.Identity() if wgan else nn.BatchNorm2d(c)
+
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),                # 32x32
+            nn.Conv2d(32, 32, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(32),          # 16x16
+            nn.Conv2d(32, 64, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(64),          # 8x8
+            nn.Conv2d(64, 64, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(64),          # 4x4
+            nn.Flatten(),
+            nn.Linear(1024, 128), nn.LeakyReLU(0.2),
+            nn.LayerNorm(128) if wgan else nn.BatchNorm1d(128),
+        )
+        self.d_head = nn.Linear(128, 1)
+        self.q_head = nn.Sequential(
+            nn.Linear(128, 128), nn.LeakyReLU(0.2),
+            nn.LayerNorm(128) if wgan else nn.BatchNorm1d(128),
+            nn.Linear(128, 2 * num_continuous + num_categories),
+        )
+        self.k = num_continuous
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        h = self.trunk(x)
+        q = self.q_head(h)
+        k = self.k
+        return self.d_head(h).squeeze(1), q[:, :k], q[:, k : 2 * k], q[:, 2 * k :]
+
+
+def info_log_likelihood(
+    c_cont: Tensor, c_cat: Tensor | None, mean: Tensor, log_std: Tensor, logits: Tensor
+) -> Tensor:
+    """log Q(c | x) averaged over the batch: Gaussian on the continuous codes (summed over codes)
+    plus the categorical log-probability of the drawn category."""
+    gauss = -0.5 * ((c_cont - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    ll = gauss.sum(1)
+    if c_cat is not None:
+        ll = ll - F.cross_entropy(logits, c_cat, reduction="none")
+    return ll.mean()
+
+
+def gradient_penalty(
+    critic: Any, real: Tensor, fake: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """E[(‖∇ₓ D(x̂)‖₂ − 1)²] at x̂ = π·real + (1 − π)·fake, π ~ U[0, 1] per sample."""
+    pi = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device,
+                    generator=generator)
+    x_hat = (pi * real + (1 - pi) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+class InfoGAN(Method):
+    """InfoGAN (``variant="gan"``) or InfoWGAN-GP (``variant="wgan-gp"``)."""
+
+    config: InfoGANConfig
+
+    def __init__(
+        self, image_shape: tuple[int, int, int], config: InfoGANConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        cfg = make_config(InfoGANConfig, config, overrides)
+        if cfg.variant not in ("gan", "wgan-gp"):
+            raise ValueError(f"variant must be 'gan' or 'wgan-gp', got {cfg.variant!r}")
+        if cfg.num_continuous < 1 or cfg.num_categories < 0 or cfg.num_noise < 0:
+            raise ValueError("need at least one continuous code and non-negative sizes")
+        super().__init__(cfg)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        if self.image_shape[1:] != (64, 64):
+            raise ValueError(f"InfoGAN expects 64×64 images, got {self.image_shape}")
+        self.latent_dim = cfg.num_continuous + cfg.num_categories + cfg.num_noise
+        with seeded(cfg.seed):
+            self.generator = Generator(self.latent_dim, self.image_shape[0])
+            self.discriminator = DiscriminatorQ(
+                self.image_shape[0], cfg.num_continuous, cfg.num_categories,
+                wgan=cfg.variant == "wgan-gp",
+            )
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        return {
+            "main": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr,
+                                     betas=tuple(cfg.adam_betas)),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.d_lr,
+                                              betas=tuple(cfg.adam_betas)),
+        }
+
+    def sample_latents(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """(c_cont ~ U[−1, 1]^K, c_cat ~ U{0..J−1} or None, z = [c_cont, onehot(c_cat), ε])."""
+        cfg = self.config
+        dev = next(self.parameters()).device
+        c_cont = torch.rand(n, cfg.num_continuous, device=dev, generator=generator) * 2 - 1
+        parts = [c_cont]
+        c_cat = None
+        if cfg.num_categories:
+            c_cat = torch.randint(cfg.num_categories, (n,), device=dev, generator=generator)
+            parts.append(F.one_hot(c_cat, cfg.num_categories).float())
+        parts.append(torch.randn(n, cfg.num_noise, device=dev, generator=generator))
+        return c_cont, c_cat, torch.cat(parts, 1)
+
+    @torch.no_grad()
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.generator(self.sample_latents(n, generator)[2])
+
+    @torch.no_grad()
+    def represent(self, x: Tensor) -> Tensor:
+        """Q's means of the continuous codes, then the most likely category (as a float)."""
+        _, mean, _, logits = self.discriminator(x)
+        if self.config.num_categories:
+            return torch.cat([mean, logits.argmax(1, keepdim=True).float()], 1)
+        return mean
+
+    def _d_real_fake(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        if self.config.variant == "gan":
+            return F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+                F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        return d_fake.mean() - d_real.mean()
+
+    def terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The generator's loss terms on a fresh draw of latents (for evaluation)."""
+        c_cont, c_cat, z = self.sample_latents(x.shape[0], generator)
+        d_fake, mean, log_std, logits = self.discriminator(self.generator(z))
+        info = info_log_likelihood(c_cont, c_cat, mean, log_std, logits)
+        if self.config.variant == "gan":
+            adv = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        else:
+            adv = -d_fake.mean()
+        return {"loss": adv - self.config.info_weight * info, "g_adv": adv, "info": info}
+
+    def train_step(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        if not self.optimizers:
+            self.setup_optimizers()
+        cfg = self.config
+        # 1) discriminator/critic and Q: adversarial loss + λ·(−L) on detached fakes
+        c_cont, c_cat, z = self.sample_latents(x.shape[0], generator)
+        fake = self.generator(z).detach()
+        d_real = self.discriminator(x)[0]
+        d_fake, mean, log_std, logits = self.discriminator(fake)
+        d_adv = self._d_real_fake(d_real, d_fake)
+        info_d = info_log_likelihood(c_cont, c_cat, mean, log_std, logits)
+        d_loss = d_adv - cfg.info_weight * info_d
+        out: dict[str, Tensor] = {}
+        if cfg.variant == "wgan-gp":
+            gp = gradient_penalty(lambda t: self.discriminator(t)[0], x, fake, generator)
+            d_loss = d_loss + cfg.gp_weight * gp
+            out["gradient_penalty"] = gp.detach()
+            out["wasserstein"] = (d_real.mean() - d_fake.mean()).detach()
+        else:
+            acc = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
+            out["d_accuracy"] = acc.detach()
+        d_opt = self.optimizers["discriminator"]
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+        # 2) generator: adversarial loss − λ·L through the updated D/Q
+        g_terms = self.terms(x, generator)
+        g_opt = self.optimizers["main"]
+        g_opt.zero_grad(set_to_none=True)
+        g_terms["loss"].backward()
+        g_opt.step()
+        self.step += 1
+        out.update({k: v.detach() for k, v in g_terms.items()})
+        out["d_loss"] = d_loss.detach()
+        return out

@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlib.data import load
+from dlib.methods import InfoGAN
+from dlib.methods.infogan import gradient_penalty, info_log_likelihood
+from dlib.train import fit
+
+
+def test_latents_and_shapes():
+    m = InfoGAN((1, 64, 64), seed=0)
+    c, cat, z = m.sample_latents(500, torch.Generator().manual_seed(0))
+    assert z.shape == (500, 4 + 3 + 5)
+    assert c.min() >= -1 and c.max() <= 1 and c.std() > 0.5
+    assert set(cat.tolist()) == {0, 1, 2}
+    torch.testing.assert_close(z[:, 4:7], F.one_hot(cat, 3).float())
+    m.eval()
+    img = m.generate(3)
+    assert img.shape == (3, 1, 64, 64) and img.min() >= 0 and img.max() <= 1
+    assert m.represent(img).shape == (3, 5)
+
+
+def test_info_log_likelihood_by_hand():
+    g = torch.Generator().manual_seed(1)
+    c = torch.rand(4, 2, generator=g) * 2 - 1
+    mean, log_std = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g) * 0.3
+    logits, cat = torch.randn(4, 3, generator=g), torch.tensor([0, 2, 1, 1])
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    expected = (normal.log_prob(c).sum(1) + torch.log_softmax(logits, 1)[range(4), cat]).mean()
+    torch.testing.assert_close(info_log_likelihood(c, cat, mean, log_std, logits), expected)
+    only_cont = normal.log_prob(c).sum(1).mean()
+    torch.testing.assert_close(info_log_likelihood(c, None, mean, log_std, logits), only_cont)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    """For D(x) = w·x the gradient is w everywhere, so the penalty is (‖w‖ − 1)² exactly."""
+    w = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    critic = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731
+    real, fake = torch.rand(5, 3, 8, 8), torch.rand(5, 3, 8, 8)
+    gp = gradient_penalty(critic, real, fake)
+    assert float(gp) == pytest.approx((w.norm().item() - 1) ** 2, rel=1e-5)
+
+
+def test_wgan_critic_has_no_batch_norm():
+    wgan = InfoGAN((1, 64, 64), variant="wgan-gp").discriminator
+    gan = InfoGAN((1, 64, 64), variant="gan").discriminator
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in wgan.modules())
+    assert any(isinstance(m, nn.LayerNorm) for m in wgan.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in gan.modules()) == 3
+
+
+@pytest.mark.parametrize("variant", ["gan", "wgan-gp"])
+def test_training_step_and_engine(variant):
+    data = load("dsprites").to_device("cpu", num=64, seed=0)
+    m = InfoGAN((1, 64, 64), variant=variant, seed=0)
+    m.setup_optimizers()
+    g_ids = {id(p) for p in m.optimizers["main"].param_groups[0]["params"]}
+    d_ids = {id(p) for p in m.optimizers["discriminator"].param_groups[0]["params"]}
+    assert not g_ids & d_ids and g_ids == {id(p) for p in m.generator.parameters()}
+    h = fit(m, data, 4, batch_size=8, log_every=2, show_progress=False)
+    assert all(np.isfinite(h[k]).all() for k in h.keys())
+    extra = "gradient_penalty" if variant == "wgan-gp" else "d_accuracy"
+    assert {"loss", "info", "d_loss", extra} <= set(h.keys())
+
+
+def test_info_term_rewards_recoverable_codes():
+    """A Q that reads the codes perfectly (sharp, centred) beats one that ignores them."""
+    c = torch.rand(64, 2) * 2 - 1
+    cat = torch.randint(3, (64,))
+    sharp = info_log_likelihood(c, cat, c, torch.full_like(c, math.log(0.05)),
+                                F.one_hot(cat, 3).float() * 20)
+    blind = info_log_likelihood(c, cat, torch.zeros_like(c), torch.zeros_like(c),
+                                torch.zeros(64, 3))
+    assert sharp > blind
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="variant"):
+        InfoGAN((1, 64, 64), variant="vae")
+    with pytest.raises(ValueError, match="64×64"):
+        InfoGAN((1, 32, 32))
