@@ -8,7 +8,8 @@ With no chapters, all of ``chapters/*.md``. For each chapter:
    old outputs are kept, so diffs stay small);
 2. nbclient executes it in a ``python3`` kernel of *this* Python (working directory
    ``chapters/``, ``DLIB_PROFILE=<profile>``, ``TQDM_DISABLE=1``, no per-cell timestamps);
-3. ``metadata.dlib.run`` records profile, device, commit, dirty, started_utc, wall_s, torch and
+3. ``metadata.dlib.run`` (copied to ``runs[<profile>]``, the last run of each profile) records
+   profile, device, commit, dirty, started_utc, wall_s, torch and
    dlib versions; the notebook is written and the ``.md`` touched so it stays the newer file.
 
 A failing cell stops that chapter (its notebook is not written), the others still run, and the
@@ -159,7 +160,8 @@ def main(argv: list[str]) -> int:
             failures.append(f"{_rel(md)}: {where}")
             continue
         wall = time.perf_counter() - t0
-        nb.metadata.setdefault("dlib", {})["run"] = {
+        meta = nb.metadata.setdefault("dlib", {})
+        meta["run"] = {
             "profile": described["profile"],
             "device": described["device"],
             "commit": commit,
@@ -169,6 +171,8 @@ def main(argv: list[str]) -> int:
             "torch": described["torch"],
             "dlib": described["dlib"],
         }
+        # the last run of each profile stays on record (the course guide's compute table)
+        meta.setdefault("runs", {})[described["profile"]] = dict(meta["run"])
         nbformat.write(nb, ipynb)
         os.utime(md)  # the .md stays the newer file of the pair (jupytext --sync direction)
         print(f"{wall:7.1f} s  {_rel(md)}")

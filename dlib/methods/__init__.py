@@ -6,6 +6,7 @@ from dlib.methods.dip import DIPVAE, DIPVAEConfig, dip_covariance, dip_penalty
 from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
 from dlib.methods.infogan import InfoGAN, InfoGANConfig
 from dlib.methods.presets import STUDY_GRIDS, build, study_grid
+from dlib.methods.tcvae import BetaTCVAE, BetaTCVAEConfig
 from dlib.methods.vae import (
     VAE,
     BetaVAE,
@@ -26,6 +27,8 @@ __all__ = [
     "dip_penalty",
     "FactorVAE",
     "InfoGAN",
+    "BetaTCVAE",
+    "BetaTCVAEConfig",
     "InfoGANConfig",
     "FactorVAEConfig",
     "permute_dims",

@@ -28,6 +28,7 @@ from torch import Tensor
 from dlib.methods.base import seeded
 from dlib.methods.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, reparameterise
 from dlib.nets import Discriminator
+from dlib.theory.kl import permute_dims
 
 
 @dataclass
@@ -40,16 +41,6 @@ class FactorVAEConfig(VAEConfig):
     d_adam_betas: tuple[float, float] = field(default=(0.5, 0.9))
     d_hidden: int = 1000
     d_depth: int = 6
-
-
-def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Permute every column of ``z`` (B, D) independently across the batch, in one gather.
-
-    The result's columns have the marginals of ``z``'s but are independent of each other: a
-    sample of the product of marginals.
-    """
-    keys = torch.rand(z.shape, device=z.device, generator=generator)
-    return z.gather(0, keys.argsort(dim=0))
 
 
 class FactorVAE(VAE):

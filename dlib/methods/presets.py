@@ -15,6 +15,7 @@ from dlib.methods.annealed import AnnealedVAE
 from dlib.methods.base import Method
 from dlib.methods.dip import DIPVAE
 from dlib.methods.factor import FactorVAE
+from dlib.methods.tcvae import BetaTCVAE
 from dlib.methods.vae import BetaVAE
 
 STUDY_STEPS = 300_000
@@ -28,6 +29,7 @@ STUDY_GRIDS: dict[str, tuple[type[Method], dict[str, Any], str, tuple[float, ...
     "factor_vae": (FactorVAE, {}, "gamma", (10, 20, 30, 40, 50, 100)),
     "dip_vae_i": (DIPVAE, {"dip_type": "i"}, "lambda_od", (1, 2, 5, 10, 20, 50)),
     "dip_vae_ii": (DIPVAE, {"dip_type": "ii"}, "lambda_od", (1, 2, 5, 10, 20, 50)),
+    "beta_tc_vae": (BetaTCVAE, {}, "beta", (1, 2, 4, 6, 8, 10)),
 }
 
 
