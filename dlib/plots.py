@@ -297,3 +297,90 @@ def traversal_explorer(
     for s in sliders.values():
         s.observe(update, names="value")
     return widgets.HBox([widgets.VBox(list(sliders.values())), image])
+
+
+def score_heatmap(
+    table: Any,
+    ax: plt.Axes | None = None,
+    *,
+    rows: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    fmt: str = "{:.2f}",
+    title: str | None = None,
+    colorbar: bool = True,
+) -> plt.Axes:
+    """A heat-map of a score table with each number printed in its cell.
+
+    ``table`` is either a mapping ``{row: {column: value}}`` (e.g. representations × metrics,
+    as :func:`dlib.metrics.gallery.score_gallery` returns it; columns in first-seen order,
+    missing entries blank) or a 2-D array with optional ``rows`` / ``columns`` labels (e.g. a
+    code × factor mutual-information matrix). ``rows`` / ``columns`` also pick and order the
+    entries of a mapping. NaN cells are left blank and marked "–", infinite ones "∞". The
+    colour range defaults to
+    [0, 1] when every finite value lies in it, else to their range. Returns the axes.
+    """
+    if isinstance(table, dict) or hasattr(table, "keys"):
+        row_names = list(rows) if rows is not None else list(table)
+        if columns is not None:
+            col_names = list(columns)
+        else:
+            col_names = []
+            for r in row_names:
+                col_names += [c for c in table[r] if c not in col_names]
+        values = np.array(
+            [[float(table[r].get(c, np.nan)) for c in col_names] for r in row_names],
+            dtype=np.float64,
+        ).reshape(len(row_names), len(col_names))
+    else:
+        values = np.asarray(table, dtype=np.float64)
+        if values.ndim != 2:
+            raise ValueError(
+                f"table must be a mapping of mappings or a 2-D array, got shape {values.shape}"
+            )
+        n_rows, n_cols = values.shape
+        row_names = list(rows) if rows is not None else [str(i) for i in range(n_rows)]
+        col_names = list(columns) if columns is not None else [str(j) for j in range(n_cols)]
+        if (len(row_names), len(col_names)) != values.shape:
+            raise ValueError(
+                f"{len(row_names)} row and {len(col_names)} column labels for a table of shape "
+                f"{values.shape}"
+            )
+    if values.size == 0:
+        raise ValueError("the table is empty")
+    finite = values[np.isfinite(values)]
+    if vmin is None or vmax is None:
+        in_unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+        lo, hi = (0.0, 1.0) if in_unit or finite.size == 0 else (finite.min(), finite.max())
+        vmin = lo if vmin is None else vmin
+        vmax = hi if vmax is None else vmax
+    if ax is None:
+        height, width = values.shape
+        _, ax = plt.subplots(figsize=(1.0 + 0.75 * width + 1.4, 0.8 + 0.32 * height))
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax,
+                      aspect="auto", interpolation="nearest")
+    colours = plt.get_cmap(cmap)
+    span = vmax - vmin if vmax > vmin else 1.0
+    for (i, j), v in np.ndenumerate(values):
+        if not np.isfinite(v):
+            mark = "–" if np.isnan(v) else ("∞" if v > 0 else "−∞")
+            ax.text(j, i, mark, ha="center", va="center", fontsize=8, color="0.4")
+            continue
+        r, g, b, _ = colours(float(np.clip((v - vmin) / span, 0.0, 1.0)))
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.55
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
+    ax.set_xticks(range(len(col_names)), col_names, rotation=35, ha="right",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(len(row_names)), row_names)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    if title:
+        ax.set_title(title)
+    return ax

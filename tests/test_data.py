@@ -21,6 +21,7 @@ from dlib.data import (
     load,
     procedural_scream,
     render_dsprites,
+    save_dsprites_npz,
 )
 from dlib.data.official import md5sum
 
@@ -462,38 +463,24 @@ SMALL_SIZES = [1, 3, 2, 4, 4, 4]
 
 
 def write_dsprites_npz(path, sizes=SMALL_SIZES, **overrides):
-    """A small npz with the official file's schema (reduced grid, Python-2-style metadata)."""
-    possible = [
-        np.array([1.0]),
-        np.array([1.0, 2.0, 3.0])[: sizes[1]],
-        np.linspace(0.5, 1, sizes[2]),
-        np.linspace(0, 2 * np.pi, sizes[3]),
-        np.linspace(0, 1, sizes[4]),
-        np.linspace(0, 1, sizes[5]),
-    ]
-    classes = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), axis=1).astype(np.int64)
-    values = np.stack([v[classes[:, j]] for j, v in enumerate(possible)], axis=1)
-    imgs = render_dsprites(
-        classes[:, 1], values[:, 2], values[:, 3], values[:, 4], values[:, 5], device=CPU
-    ).numpy()
-    names = ("color", "shape", "scale", "orientation", "posX", "posY")
-    metadata = {
-        "latents_sizes": np.array(sizes),
-        "latents_names": names,
-        "latents_possible_values": dict(zip(names, possible, strict=True)),
-        "title": "tiny dSprites",
-    }
-    pickle.dumps(metadata, protocol=2)  # representable as the official (Python 2) pickle
-    arrays = {
-        "imgs": imgs,
-        "latents_values": values,
-        "latents_classes": classes,
-        "metadata": np.array(metadata, dtype=object),
-    }
-    arrays.update(overrides)
-    arrays = {k: v for k, v in arrays.items() if v is not None}
-    np.savez_compressed(path, **arrays)
+    """A small npz with the official file's schema; ``overrides`` replace (None: drop) arrays."""
+    save_dsprites_npz(path, sizes, device=CPU)
+    if overrides:
+        with np.load(path, allow_pickle=True) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays.update(overrides)
+        np.savez_compressed(path, **{k: v for k, v in arrays.items() if v is not None})
     return path
+
+
+def test_saved_metadata_is_python2_picklable(tmp_path):
+    path = save_dsprites_npz(tmp_path / "t.npz", SMALL_SIZES, device=CPU)
+    with np.load(path, allow_pickle=True, encoding="latin1") as f:
+        meta = f["metadata"][()]
+    pickle.dumps(meta, protocol=2)
+    assert list(meta["latents_sizes"]) == SMALL_SIZES
+    with pytest.raises(ValueError, match="sizes"):
+        save_dsprites_npz(tmp_path / "u.npz", (2, 3, 2, 4, 4, 4))
 
 
 def test_load_a_small_official_file(tmp_path, monkeypatch):

@@ -53,7 +53,8 @@ dlib_setup() {
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && (cd / && "$PY" - "$REPO_ROOT" <<'PYCHECK'
 import sys
 from pathlib import Path
-import dlib, jupyter_book, jupytext, nbval, nbclient, pytest, ruff, xdist  # noqa: F401
+import dlib, jupyter_book, jupytext, nbval, nbclient, pytest, ruff, xdist, numba  # noqa: F401
+import disentanglement_lib  # noqa: F401
 assert getattr(dlib, "BOOK_PACKAGE", False)
 assert Path(dlib.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve())
 PYCHECK
@@ -62,6 +63,8 @@ PYCHECK
   else
     echo "setup: pip install -e \".[book,test]\""
     "$PY" -m pip install -q -e "$REPO_ROOT[book,test]"
+    # the reference metrics for the cross-check tests; --no-deps keeps TensorFlow out
+    "$PY" -m pip install -q --no-deps "disentanglement-lib==1.5"
     echo "$want" >"$stamp"
   fi
 }

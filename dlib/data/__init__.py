@@ -20,6 +20,7 @@ from dlib.data.dsprites import (
     ScreamDSprites,
     procedural_scream,
     render_dsprites,
+    save_dsprites_npz,
 )
 from dlib.data.official import DSPRITES_MD5, load_dsprites_npz
 
@@ -35,6 +36,7 @@ __all__ = [
     "render_dsprites",
     "procedural_scream",
     "load_dsprites_npz",
+    "save_dsprites_npz",
     "cached_array",
     "DSPRITES_MD5",
     "RENDERER_VERSION",

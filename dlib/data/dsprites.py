@@ -44,6 +44,7 @@ __all__ = [
     "render_dsprites",
     "procedural_scream",
     "RENDERER_VERSION",
+    "save_dsprites_npz",
 ]
 
 # ---- rendering constants (notes 3.1.4); change one and the cache name changes with it ----------
@@ -467,3 +468,44 @@ class ScreamDSprites(DSprites):
         patch = bg[(row + ramp)[:, :, None], (col + ramp)[:, None, :]]  # (n, 64, 64, 3)
         patch = ((patch + colour) / 2).permute(0, 3, 1, 2)
         return torch.where(binary == 1, 1 - patch, patch)
+
+
+def save_dsprites_npz(
+    path: str | Path,
+    sizes: tuple[int, ...] = (1, 3, 6, 40, 32, 32),
+    device: torch.device | str | None = None,
+) -> Path:
+    """Write procedural dSprites in the official file's schema and return the path.
+
+    ``sizes`` gives the grid (colour, shape, scale, orientation, posX, posY); a reduced grid such
+    as ``(1, 3, 2, 4, 4, 4)`` makes a tiny file for tests and examples, the default the full set
+    (readable by any loader of the official file, e.g. disentanglement_lib's). Values follow the
+    official ranges (scale from 0.5 to 1, orientation from 0 to 2π, positions from 0 to 1);
+    ``metadata`` is a Python-2-picklable dict as in the official file.
+    """
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) != 6 or sizes[0] != 1 or not 1 <= sizes[1] <= 3 or min(sizes) < 1:
+        raise ValueError(f"sizes must be (1, 1..3, s, o, x, y) with positive entries, got {sizes}")
+    possible = [
+        np.array([1.0]),
+        np.array([1.0, 2.0, 3.0])[: sizes[1]],
+        np.linspace(0.5, 1, sizes[2]),
+        np.linspace(0, 2 * np.pi, sizes[3]),
+        np.linspace(0, 1, sizes[4]),
+        np.linspace(0, 1, sizes[5]),
+    ]
+    classes = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), axis=1).astype(np.int64)
+    values = np.stack([v[classes[:, j]] for j, v in enumerate(possible)], axis=1)
+    imgs = render_dsprites(classes[:, 1], *values[:, 2:].T, device=device).cpu().numpy()
+    names = ("color", "shape", "scale", "orientation", "posX", "posY")
+    metadata = {
+        "latents_sizes": np.array(sizes),
+        "latents_names": names,
+        "latents_possible_values": dict(zip(names, possible, strict=True)),
+        "title": "procedural dSprites (dlib)",
+        "description": f"drawn by dlib's renderer {RENDERER_VERSION}",
+    }
+    path = Path(path)
+    np.savez_compressed(path, imgs=imgs, latents_classes=classes, latents_values=values,
+                        metadata=np.array(metadata, dtype=object))
+    return path

@@ -1,0 +1,71 @@
+"""Theory made numerical: the KL decompositions of the VAE regulariser and their estimators
+(:mod:`dlib.theory.kl`), and the construction behind the impossibility theorem of unsupervised
+disentanglement (:mod:`dlib.theory.impossibility`)."""
+
+from dlib.theory.impossibility import (
+    Factorised,
+    GaussianMixture,
+    Marginal,
+    Normal,
+    Uniform,
+    disentangle,
+    entangle,
+    householder,
+    jacobian,
+    log_abs_det_jacobian,
+    random_rotation,
+    std_normal_cdf,
+    std_normal_icdf,
+)
+from dlib.theory.kl import (
+    ESTIMATORS,
+    Estimate,
+    KLDecomposition,
+    batch_estimates,
+    batch_kl_decomposition,
+    batch_log_qz,
+    density_ratio_tc,
+    fit_tc_discriminator,
+    gaussian_log_density,
+    kl_decomposition,
+    log_density_matrix,
+    mss_log_weights,
+    permute_dims,
+    plain_batch_tc,
+    sample_aggregate,
+    tc_discriminator,
+)
+
+__all__ = [
+    # KL decompositions
+    "ESTIMATORS",
+    "Estimate",
+    "KLDecomposition",
+    "batch_estimates",
+    "batch_kl_decomposition",
+    "batch_log_qz",
+    "density_ratio_tc",
+    "fit_tc_discriminator",
+    "gaussian_log_density",
+    "kl_decomposition",
+    "log_density_matrix",
+    "mss_log_weights",
+    "permute_dims",
+    "plain_batch_tc",
+    "sample_aggregate",
+    "tc_discriminator",
+    # the impossibility construction
+    "Factorised",
+    "GaussianMixture",
+    "Marginal",
+    "Normal",
+    "Uniform",
+    "disentangle",
+    "entangle",
+    "householder",
+    "jacobian",
+    "log_abs_det_jacobian",
+    "random_rotation",
+    "std_normal_cdf",
+    "std_normal_icdf",
+]
