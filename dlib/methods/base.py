@@ -8,21 +8,15 @@ new method is one file that says how its loss is made (and, for adversarial meth
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from dlib.config import seeded
 
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block (network construction) under a fixed torch seed without touching global state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        yield
+__all__ = ["Method", "make_config", "seeded"]
 
 
 class Method(nn.Module):

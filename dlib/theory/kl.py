@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlib.methods.base import seeded
-from dlib.methods.vae import gaussian_kl, reparameterise
+from dlib.config import seeded
+from dlib.distributions import gaussian_kl, reparameterise
 
 LOG_2PI = math.log(2.0 * math.pi)
 #: the batch estimators of log q(z); see :func:`batch_log_qz`
