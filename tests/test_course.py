@@ -563,6 +563,23 @@ def test_stub_raises_your_turn(md: Path, i: int, label: str):
         pytest.fail("the stub did not raise")
 
 
+def _sibling_wrong_answers() -> dict:
+    """Wrong answers of later chapters: ``WRONG_ANSWERS`` dicts in tests/course_wrong/*.py."""
+    import importlib.util
+
+    found = {}
+    for path in sorted((Path(__file__).parent / "course_wrong").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"course_wrong_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        clash = set(found) & set(module.WRONG_ANSWERS) | set(WRONG_ANSWERS) & set(
+            module.WRONG_ANSWERS)
+        assert not clash, f"wrong answers for {sorted(clash)} are listed twice"
+        found.update(module.WRONG_ANSWERS)
+    return found
+
+
+WRONG_ANSWERS.update(_sibling_wrong_answers())
 WRONG = [(label, k) for label, answers in WRONG_ANSWERS.items() for k in range(len(answers))]
 
 

@@ -627,3 +627,19 @@ def _ex_m08_tc_noise(answer: Any) -> list[str]:
         return ["some gaps are negative, which the inequality rules out: compute "
                 "TC(Σ) − TC(Σ + Λ) with the Gaussian TC of each covariance."]
     return compare(gaps, np.array(want), "gaps", rtol=1e-6, atol=1e-8)
+
+
+# Checks of later chapters live in sibling modules ``dlib/course/checks_<part>.py`` (one per
+# author, so that chapters can be written side by side); importing them registers their checks.
+def _register_sibling_modules() -> None:
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+        if info.name.startswith("checks_"):
+            importlib.import_module(f"dlib.course.{info.name}")
+
+
+_register_sibling_modules()
+
