@@ -1,0 +1,190 @@
+"""Saving and loading the artifacts of long runs, each with its provenance.
+
+Experiments that take longer than a chapter may (sweeps, many seeds at 300,000 steps) are run by
+a ``dlib`` command; what they produce is small (scores, downsampled curves, a few traversal
+images) and is kept in the repository under ``book/results/``, so a chapter shows it without
+retraining. Every result file carries the record of the run that made it::
+
+    {"provenance": {"command": ..., "commit": ..., "dirty": ..., "device": ..., "torch": ...,
+                    "started_utc": ..., "wall_s": ...}, ...payload...}
+
+and arrays (images) go into a ``.npz`` beside the ``.json``. :func:`load` returns ``None`` when
+a result has not been produced yet, so chapters can say so instead of failing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["RESULTS_ENV", "results_dir", "Provenance", "Result", "save", "load"]
+
+#: environment variable naming another results folder (e.g. on Colab, a copy of book/results)
+RESULTS_ENV = "DLIB_RESULTS_DIR"
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def results_dir() -> Path:
+    """``$DLIB_RESULTS_DIR`` if set, else ``book/results`` of the repository dlib runs from."""
+    env = os.environ.get(RESULTS_ENV)
+    return Path(env) if env else _REPO / "book" / "results"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=_REPO, capture_output=True, text=True,
+                             check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.cuda.current_device())
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} threads)"
+
+
+class Provenance:
+    """Records the run that produces a result: start it before the work, ``finish()`` after.
+
+    ``dirty`` is true when the working tree differs from the commit (files git ignores and the
+    results folder itself excepted), so a reader can tell whether the numbers came from
+    committed code.
+    """
+
+    def __init__(self, command: str | None = None) -> None:
+        self.command = command if command is not None else shlex.join(
+            [Path(sys.executable).name, *sys.argv])
+        self.started = time.time()
+        self.started_utc = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def finish(self, **extra: Any) -> dict[str, Any]:
+        """The provenance record (a JSON-able dict), with the wall time up to now."""
+        status = _git("status", "--porcelain", "--untracked-files=all") or ""
+        changed = [line[3:] for line in status.splitlines()
+                   if not line[3:].startswith("book/results/")]
+        from dlib import config
+
+        return {
+            "command": self.command,
+            "commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(changed),
+            "device": _device_name(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "profile": config.profile(),
+            "started_utc": self.started_utc,
+            "wall_s": round(time.time() - self.started, 1),
+            **extra,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.detach().cpu().numpy())
+    return value
+
+
+class Result:
+    """A saved result: ``data`` (the JSON payload), ``provenance`` and lazily loaded ``arrays``."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.data = data
+        self.provenance: dict[str, Any] = data.get("provenance", {})
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays saved beside the JSON (empty when there are none)."""
+        if self._arrays is None:
+            npz = self.path.with_suffix(".npz")
+            if npz.exists():
+                with np.load(npz, allow_pickle=False) as f:
+                    self._arrays = {k: f[k] for k in f.files}
+            else:
+                self._arrays = {}
+        return self._arrays
+
+    def note(self) -> str:
+        """One line saying which run produced this result."""
+        p = self.provenance
+        commit = (p.get("commit") or "unknown commit")[:7] + (" (dirty)" if p.get("dirty") else "")
+        when = (p.get("started_utc") or "?")[:10]
+        wall = p.get("wall_s")
+        took = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""
+        return (f"Results of `{p.get('command', '?')}` at {commit} on {p.get('device', '?')}, "
+                f"{when}{took} ({p.get('profile', '?')} profile).")
+
+    def __repr__(self) -> str:
+        return f"Result({self.path.name}: {self.note()})"
+
+
+def save(name: str, payload: dict[str, Any], provenance: dict[str, Any],
+         arrays: dict[str, np.ndarray] | None = None, root: str | os.PathLike | None = None
+         ) -> Path:
+    """Write ``<root>/<name>.json`` (payload + provenance) and ``<name>.npz`` (arrays), atomically.
+
+    ``name`` may contain ``/`` (a sub-folder such as ``part3/beta_vae``).
+    """
+    if "provenance" in payload:
+        raise ValueError("the payload must not contain a 'provenance' key")
+    for key in ("command", "commit", "device", "started_utc", "wall_s"):
+        if key not in provenance:
+            raise ValueError(f"provenance lacks {key!r}: make it with Provenance(...).finish()")
+    path = Path(root) if root is not None else results_dir()
+    path = path / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"provenance": _jsonable(provenance), **_jsonable(payload)}, indent=1,
+                      allow_nan=False)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    npz = path.with_suffix(".npz")
+    if arrays:
+        tmp_npz = path.with_name(path.stem + ".tmp.npz")
+        np.savez_compressed(tmp_npz, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp_npz, npz)
+    elif npz.exists():
+        npz.unlink()  # a stale array file would not belong to the new JSON
+    os.replace(tmp, path)
+    return path
+
+
+def load(name: str, root: str | os.PathLike | None = None) -> Result | None:
+    """The result called ``name``, or ``None`` if it has not been produced yet.
+
+    A file that exists but cannot be read is an error, not a silent ``None``.
+    """
+    path = (Path(root) if root is not None else results_dir()) / f"{name}.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict) or "provenance" not in data:
+        raise ValueError(f"{path} is not a dlib result (no 'provenance' record)")
+    return Result(path, data)

@@ -1,0 +1,137 @@
+"""Tests of dlib.results (artifacts with provenance) and dlib.study (the Part III runner)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlib import results, study
+
+
+def _prov(**extra):
+    return results.Provenance("python -m something").finish(**extra)
+
+
+# ---- dlib.results -------------------------------------------------------------------------------
+def test_save_load_round_trip(tmp_path):
+    arrays = {"img": np.arange(24, dtype=np.uint8).reshape(2, 3, 4)}
+    path = results.save("sub/x", {"a": 1.5, "b": [np.float32(2.0), np.int64(3)],
+                                   "t": torch.tensor([1.0, 2.0])}, _prov(steps=7), arrays,
+                        root=tmp_path)
+    assert path == tmp_path / "sub" / "x.json"
+    res = results.load("sub/x", root=tmp_path)
+    assert res.data["a"] == 1.5 and res.data["b"] == [2.0, 3] and res.data["t"] == [1.0, 2.0]
+    np.testing.assert_array_equal(res.arrays["img"], arrays["img"])
+    p = res.provenance
+    assert p["command"] == "python -m something" and p["steps"] == 7
+    assert set(p) >= {"commit", "dirty", "device", "torch", "started_utc", "wall_s", "profile"}
+    assert "python -m something" in res.note()
+
+
+def test_non_finite_numbers_become_null(tmp_path):
+    results.save("x", {"v": float("nan"), "w": [np.inf, 1.0]}, _prov(), root=tmp_path)
+    data = json.loads((tmp_path / "x.json").read_text())
+    assert data["v"] is None and data["w"] == [None, 1.0]
+
+
+def test_missing_result_is_none_and_bad_files_raise(tmp_path):
+    assert results.load("nothing", root=tmp_path) is None
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        results.load("bad", root=tmp_path)
+    (tmp_path / "foreign.json").write_text('{"a": 1}')
+    with pytest.raises(ValueError, match="provenance"):
+        results.load("foreign", root=tmp_path)
+
+
+def test_save_checks_provenance_and_removes_stale_arrays(tmp_path):
+    with pytest.raises(ValueError, match="provenance lacks"):
+        results.save("x", {}, {"command": "c"}, root=tmp_path)
+    with pytest.raises(ValueError, match="must not contain"):
+        results.save("x", {"provenance": 1}, _prov(), root=tmp_path)
+    results.save("x", {}, _prov(), {"a": np.zeros(3)}, root=tmp_path)
+    assert (tmp_path / "x.npz").exists()
+    results.save("x", {}, _prov(), root=tmp_path)
+    assert not (tmp_path / "x.npz").exists()
+    assert results.load("x", root=tmp_path).arrays == {}
+
+
+def test_results_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    assert results.results_dir() == tmp_path
+    monkeypatch.delenv(results.RESULTS_ENV)
+    assert results.results_dir().parts[-2:] == ("book", "results")
+
+
+# ---- dlib.study ---------------------------------------------------------------------------------
+def test_experiments_match_the_study_grids():
+    from dlib.methods.presets import STUDY_GRIDS
+
+    for name, exp in study.EXPERIMENTS.items():
+        assert exp.method in STUDY_GRIDS or exp.method == "infogan", name
+        if name.endswith("_sweep"):
+            _, _, option, values = STUDY_GRIDS[exp.method]
+            assert [s[option] for s in exp.settings] == [float(v) for v in values]
+    assert study.EXPERIMENTS["beta_vae"].settings == ({"beta": 4.0},)
+    assert study.EXPERIMENTS["factor_vae"].steps == 300_000
+    assert study.command("beta_vae") == "python -m dlib.study run beta_vae"
+    assert study.command("beta_vae", seeds=[0, 1], steps=10) == (
+        "python -m dlib.study run beta_vae --seeds 0 1 --steps 10")
+    with pytest.raises(ValueError, match="unknown experiment"):
+        study.command("nope")
+    with pytest.raises(ValueError, match="unknown experiment"):
+        study.load("nope")
+
+
+def test_setting_key():
+    assert study.setting_key({"beta": 4.0}) == "beta=4"
+    assert study.setting_key({"variant": "gan"}) == "variant=gan"
+
+
+def test_recon_and_kl_equal_a_plain_computation():
+    from dlib.methods import BetaVAE
+
+    torch.manual_seed(0)
+    m = BetaVAE((1, 64, 64), arch="fc").eval()
+    x = (torch.rand(7, 1, 64, 64) > 0.5).float()
+    recon, kl = study._recon_and_kl(m, x, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        mean, logvar = m.encode(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+        logits = m.decode(z)
+        nll = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, x, reduction="none").sum((1, 2, 3)).mean()
+        want_kl = (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).mean(0)
+    assert recon == pytest.approx(float(nll), rel=1e-5)
+    np.testing.assert_allclose(kl, want_kl.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_run_saves_a_resumable_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    kw = dict(seeds=[0, 1], steps=4, work=tmp_path / "work", out=tmp_path / "out",
+              profile="quick", batched=False, show_progress=False, command_line="cmd")
+    res = study.run("beta_vae", **kw)
+    assert res.data["complete"] and res.data["steps"] == 4 and len(res.runs) == 2
+    assert res.provenance["command"] == "cmd" and res.provenance["seeds"] == [0, 1]
+    mig = res.scores("mig")
+    assert mig.shape == (2,) and np.all((mig >= 0) & (mig <= 1))
+    mean, std, n = res.summary()["beta=4"]["mig"]
+    assert n == 2 and mean == pytest.approx(mig.mean()) and std == pytest.approx(mig.std(ddof=1))
+    trav = res.traversal("best")
+    assert trav.dtype == np.uint8 and trav.shape == (10, 9, 1, 64, 64)
+    best, worst = res.traversal_seed("best"), res.traversal_seed("worst")
+    by_seed = dict(zip([r["seed"] for r in res.runs], mig, strict=True))
+    assert by_seed[best] >= by_seed[worst]
+    assert "beta=4" in repr(res.table()) and "<table>" in res.table()._repr_html_()
+    assert study.load("beta_vae", root=tmp_path / "out").data["runs"] == res.runs
+    # a second call finds every model evaluated and retrains nothing
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "work").rglob("*.eval.json")}
+    again = study.run("beta_vae", **kw)
+    assert again.runs == res.runs
+    assert stamp == {p: p.stat().st_mtime_ns for p in (tmp_path / "work").rglob("*.eval.json")}
+    with pytest.raises(ValueError, match="best"):
+        res.traversal("median")
