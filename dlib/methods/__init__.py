@@ -5,6 +5,7 @@ from dlib.methods.base import Method, seeded
 from dlib.methods.dip import DIPVAE, DIPVAEConfig, dip_covariance, dip_penalty
 from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
 from dlib.methods.infogan import InfoGAN, InfoGANConfig
+from dlib.methods.intervention import Intervention, InterventionConfig
 from dlib.methods.presets import STUDY_GRIDS, build, study_grid
 from dlib.methods.tcvae import BetaTCVAE, BetaTCVAEConfig
 from dlib.methods.vae import (
@@ -30,6 +31,8 @@ __all__ = [
     "BetaTCVAE",
     "BetaTCVAEConfig",
     "InfoGANConfig",
+    "Intervention",
+    "InterventionConfig",
     "FactorVAEConfig",
     "permute_dims",
     "STUDY_GRIDS",

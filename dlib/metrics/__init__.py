@@ -29,6 +29,7 @@ from dlib.metrics.modularity_explicitness import (
 )
 from dlib.metrics.nmi import max_m_nmi, nmi_matrix
 from dlib.metrics.sap import compute_sap, sap
+from dlib.metrics.translation import compute_translation, translation
 from dlib.metrics.udr import compute_udr, udr
 from dlib.metrics.unsupervised import compute_unsupervised, unsupervised_scores
 from dlib.metrics.utils import (
@@ -65,6 +66,8 @@ __all__ = [
     "sample_codes_factors",
     "sampled_representation",
     "torch_representation",
+    "compute_translation",
+    "translation",
 ]
 
 METRICS: dict[str, Callable[..., dict]] = {
@@ -77,6 +80,7 @@ METRICS: dict[str, Callable[..., dict]] = {
     "unsupervised": compute_unsupervised,
     "udr": compute_udr,
     "mig": compute_mig,
+    "translation": compute_translation,
 }
 """Harness function of each metric name. disentanglement_lib's gin names: ``beta_vae_sklearn``,
 ``factor_vae_score``, ``mig``, ``dci``, ``sap_score``, ``modularity_explicitness``, ``irs``,
