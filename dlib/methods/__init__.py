@@ -2,10 +2,12 @@
 
 from dlib.methods.annealed import AnnealedVAE, AnnealedVAEConfig, capacity
 from dlib.methods.base import Method, seeded
+from dlib.methods.deft import DEFT, DEFT_PRESETS, DEFTConfig, deft_config
 from dlib.methods.dip import DIPVAE, DIPVAEConfig, dip_covariance, dip_penalty
 from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
 from dlib.methods.infogan import InfoGAN, InfoGANConfig
 from dlib.methods.intervention import Intervention, InterventionConfig
+from dlib.methods.oat import OAT, OATConfig
 from dlib.methods.presets import STUDY_GRIDS, build, study_grid
 from dlib.methods.tcvae import BetaTCVAE, BetaTCVAEConfig
 from dlib.methods.vae import (
@@ -22,11 +24,17 @@ __all__ = [
     "AnnealedVAE",
     "AnnealedVAEConfig",
     "capacity",
+    "DEFT",
+    "DEFTConfig",
+    "DEFT_PRESETS",
+    "deft_config",
     "DIPVAE",
     "DIPVAEConfig",
     "dip_covariance",
     "dip_penalty",
     "FactorVAE",
+    "OAT",
+    "OATConfig",
     "InfoGAN",
     "BetaTCVAE",
     "BetaTCVAEConfig",

@@ -1,0 +1,608 @@
+"""DEFT — Distilling Entangled Factors (Wu et al., seed 004), on top of the β-VAE.
+
+DEFT trains a β-VAE in *stages*. Its encoder is split into G independent, narrow *groups*
+whose codes are concatenated before the shared decoder; stage j applies the pressure β_j (a
+piecewise-constant, decreasing schedule: a wide-open bottleneck only at the end) and trains
+group j — the *active* group — at the learning rate lr while every other group moves at γ·lr
+(γ = 0.1). The idea, borrowed from fractional distillation: a high β lets only the factors
+with a high *information threshold* (on dSprites: position) through, and the slow inactive
+groups keep what earlier stages distilled from leaking into the dimensions learning later.
+
+    loss_t = E[−log p(x | z)] + β_{s(t)} · Σ_g KL(q_g(z_g | x) ‖ N(0, I)),   z = [z_1, …, z_G],
+
+with s(t) the stage of step t.
+
+**Learning rates, not gradient scales.** Algorithm 1 of the paper writes the inactive update as
+"g·lr·γ", which is what plain SGD does with a scaled gradient. With Adam the step is
+m̂ / (√v̂ + ε): multiplying every gradient of a group by γ multiplies m̂ by γ and √v̂ by γ, so
+the step is unchanged (up to ε). A public port did exactly that (gradients of earlier groups
+multiplied by 0.1 after backward) and therefore trained every group at the same speed. Here
+each group is its own Adam *parameter group* whose ``lr`` is switched between lr and γ·lr at
+stage changes, which really scales the step (tested against a hand-written Adam).
+
+The module also holds
+
+* :data:`DEFT_PRESETS` — Table 1 of the paper (groups, epochs and pressures per stage);
+* the *anneal test* (:class:`AnnealTest`, :func:`anneal_test`, :func:`information_threshold`):
+  a β-VAE whose β decays from a high value; the β at which the KL first exceeds 0.1 nats is
+  the data's *information threshold* (§5.1), measured per factor on one-factor traversals
+  (:func:`factor_subset`, :func:`factor_thresholds`, §6.1);
+* :class:`NMIProbe` and :func:`track_nmi` — max-1 / max-2 normalised mutual information
+  (eq. 5) of a model on a fixed sample, evaluated during training (the paper's Fig. 2).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dlib.methods.base import Method, make_config, seeded
+from dlib.methods.vae import VAE, VAEConfig
+from dlib.nets import Decoder
+
+__all__ = [
+    "DEFT",
+    "DEFTConfig",
+    "DEFT_PRESETS",
+    "DATASET_SIZES",
+    "deft_config",
+    "stage_steps_from_epochs",
+    "split_latents",
+    "GroupEncoder",
+    "MultiGroupEncoder",
+    "AnnealTest",
+    "AnnealTestConfig",
+    "AnnealResult",
+    "anneal_beta",
+    "anneal_test",
+    "information_threshold",
+    "factor_subset",
+    "factor_thresholds",
+    "NMIProbe",
+    "NMITrace",
+    "track_nmi",
+]
+
+#: Table 1 of the paper: encoder groups, epochs per stage and pressure (β) per stage; γ = 0.1.
+DEFT_PRESETS: dict[str, dict[str, Any]] = {
+    "dsprites": {"groups": 4, "epochs": (2, 2, 4, 15), "pressures": (70.0, 30.0, 12.0, 1.0),
+                 "gamma": 0.1},
+    "color_dsprites": {"groups": 4, "epochs": (2, 2, 4, 15),
+                       "pressures": (160.0, 105.0, 30.0, 1.0), "gamma": 0.1},
+    "scream_dsprites": {"groups": 2, "epochs": (4, 15), "pressures": (140.0, 1.0),
+                        "gamma": 0.1},
+    "smallnorb": {"groups": 4, "epochs": (20, 40, 40, 400), "pressures": (30.0, 5.0, 3.0, 1.0),
+                  "gamma": 0.1},
+}
+
+#: images per epoch: every dSprites variant has 3·6·40·32·32 images; SmallNORB as
+#: disentanglement_lib uses it (training + test files, 5·10·9·18·6 images)
+DATASET_SIZES: dict[str, int] = {
+    "dsprites": 737_280, "color_dsprites": 737_280, "scream_dsprites": 737_280,
+    "smallnorb": 48_600,
+}
+
+
+def stage_steps_from_epochs(epochs: tuple[float, ...] | list[float], dataset_size: int,
+                            batch_size: int) -> tuple[int, ...]:
+    """Optimisation steps of each stage: ``round(epochs · dataset_size / batch_size)``."""
+    if dataset_size < 1 or batch_size < 1:
+        raise ValueError("dataset_size and batch_size must be positive")
+    steps = tuple(int(round(e * dataset_size / batch_size)) for e in epochs)
+    if not steps or min(steps) < 1:
+        raise ValueError(f"every stage needs at least one step, got {steps} from {epochs}")
+    return steps
+
+
+def split_latents(num_latents: int, groups: int) -> tuple[int, ...]:
+    """Latents per group, as even as possible with the first groups larger (10/4 → 3,3,2,2)."""
+    if groups < 1 or num_latents < groups:
+        raise ValueError(f"cannot split {num_latents} latents into {groups} non-empty groups")
+    q, r = divmod(num_latents, groups)
+    return tuple(q + (1 if g < r else 0) for g in range(groups))
+
+
+@dataclass
+class DEFTConfig:
+    """DEFT on the β-VAE. Defaults: the dSprites row of Table 1 at batch 64 (23 epochs).
+
+    ``stage_steps[j]`` steps are taken at pressure ``pressures[j]``; the last stage lasts for
+    the rest of training. At stage j the active group is ``min(j, groups − 1)`` (so
+    ``groups=1`` is the paper's "normal encoder with piecewise pressures" ablation).
+    """
+
+    num_latents: int = 10
+    groups: int = 4
+    group_sizes: tuple[int, ...] | None = None  # latents per group; None: split_latents
+    pressures: tuple[float, ...] = (70.0, 30.0, 12.0, 1.0)
+    stage_steps: tuple[int, ...] = (23_040, 23_040, 46_080, 172_800)
+    gamma: float = 0.1  # secondary learning-rate coefficient of the inactive groups
+    arch: str = "conv"  # each group is a narrow copy of this reference encoder
+    lr: float = 5e-4  # the paper's Adam learning rate
+    adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
+    adam_eps: float = 1e-8
+    seed: int = 0
+
+
+def deft_config(preset: str, batch_size: int = 64, dataset_size: int | None = None,
+                **overrides: Any) -> DEFTConfig:
+    """The :class:`DEFTConfig` of a Table 1 row, epochs converted to steps at ``batch_size``."""
+    if preset not in DEFT_PRESETS:
+        raise ValueError(f"unknown DEFT preset {preset!r}; choose one of {sorted(DEFT_PRESETS)}")
+    p = DEFT_PRESETS[preset]
+    n = dataset_size if dataset_size is not None else DATASET_SIZES[preset]
+    base = DEFTConfig(groups=p["groups"], pressures=tuple(p["pressures"]), gamma=p["gamma"],
+                      stage_steps=stage_steps_from_epochs(p["epochs"], n, batch_size))
+    return make_config(DEFTConfig, base, overrides)
+
+
+# ---- the multi-group encoder -----------------------------------------------------------------
+def _glorot(module: nn.Module) -> None:
+    """TensorFlow's default initialisation (Glorot uniform weights, zero biases), as dlib.nets."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class GroupEncoder(nn.Module):
+    """One group: the reference encoder of :mod:`dlib.nets` with every width divided by
+    ``divisor`` (rounded up), emitting ``num_latents`` means and log-variances.
+
+    With ``divisor=1`` it is layer for layer :class:`dlib.nets.Encoder` (same parameter names),
+    so a reference encoder's weights load into it.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], num_latents: int, arch: str = "conv",
+                 divisor: int = 1) -> None:
+        super().__init__()
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
+        c, h, w = (int(s) for s in image_shape)
+        if arch not in ("conv", "conv4", "fc"):
+            raise ValueError(f"unknown architecture {arch!r}; choose conv, conv4 or fc")
+        if arch != "fc" and (h, w) != (64, 64):
+            raise ValueError(f"the convolutional architectures expect 64×64 images, got {h}×{w}")
+        if num_latents < 1 or divisor < 1:
+            raise ValueError("num_latents and divisor must be positive")
+        self.image_shape = (c, h, w)
+        self.num_latents = num_latents
+
+        def narrow(width: int) -> int:
+            return max(1, math.ceil(width / divisor))
+
+        if arch == "fc":
+            hidden = narrow(1200)
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(),
+                                      nn.Linear(hidden, hidden), nn.ReLU())
+            width = hidden
+        else:
+            k, p = (2, 0) if arch == "conv" else (4, 1)
+            c1, c2, c3, c4, d = (narrow(v) for v in (32, 32, 64, 64, 256))
+            self.body = nn.Sequential(
+                nn.Conv2d(c, c1, 4, 2, 1), nn.ReLU(),
+                nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
+                nn.Conv2d(c2, c3, k, 2, p), nn.ReLU(),
+                nn.Conv2d(c3, c4, k, 2, p), nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(c4 * 16, d), nn.ReLU(),
+            )
+            width = d
+        self.mean = nn.Linear(width, num_latents)
+        self.logvar = nn.Linear(width, num_latents)
+        _glorot(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"encoder expects (B, {', '.join(map(str, self.image_shape))}), "
+                             f"got {tuple(x.shape)}")
+        h = self.body(x)
+        return self.mean(h), self.logvar(h)
+
+
+class MultiGroupEncoder(nn.Module):
+    """G independent group encoders; their means and log-variances are concatenated in group
+    order, so latent dimensions ``[offset_g, offset_g + size_g)`` belong to group g."""
+
+    def __init__(self, image_shape: tuple[int, int, int], group_sizes: tuple[int, ...],
+                 arch: str = "conv") -> None:
+        super().__init__()
+        divisor = len(group_sizes)
+        self.group_sizes = tuple(int(s) for s in group_sizes)
+        self.groups = nn.ModuleList(
+            GroupEncoder(image_shape, s, arch, divisor) for s in self.group_sizes)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        outs = [g(x) for g in self.groups]
+        return torch.cat([m for m, _ in outs], 1), torch.cat([v for _, v in outs], 1)
+
+
+# ---- the method ----------------------------------------------------------------------------------
+class DEFT(VAE):
+    """β-VAE with a multi-group encoder, per-group learning rates and staged pressures.
+
+    The schedule lives in buffers (``stage_ends``: the first step of every later stage, i.e.
+    cumulative stage lengths; ``pressures``) and so does the ``stage`` last applied, so a
+    checkpoint resumes exactly, also across a stage boundary. The optimiser ``"main"`` has one
+    Adam parameter group per encoder group (``name="encoder<g>"``) plus one for the decoder.
+    """
+
+    config: DEFTConfig
+    config_class = DEFTConfig
+
+    def __init__(self, image_shape: tuple[int, int, int], config: Any | None = None,
+                 **overrides: Any) -> None:
+        cfg = make_config(DEFTConfig, config, overrides)
+        sizes = cfg.group_sizes if cfg.group_sizes is not None else split_latents(
+            cfg.num_latents, cfg.groups)
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) != cfg.groups or sum(sizes) != cfg.num_latents or min(sizes) < 1:
+            raise ValueError(f"group_sizes {sizes} must be {cfg.groups} positive sizes summing "
+                             f"to num_latents = {cfg.num_latents}")
+        if len(cfg.pressures) != len(cfg.stage_steps) or not cfg.pressures:
+            raise ValueError(f"one pressure per stage: {len(cfg.pressures)} pressures, "
+                             f"{len(cfg.stage_steps)} stage lengths")
+        if min(cfg.stage_steps) < 1:
+            raise ValueError(f"stage lengths must be positive, got {cfg.stage_steps}")
+        if min(cfg.pressures) < 0 or not all(math.isfinite(p) for p in cfg.pressures):
+            raise ValueError(f"pressures must be finite and non-negative, got {cfg.pressures}")
+        if not 0.0 <= cfg.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {cfg.gamma}")
+        Method.__init__(self, cfg)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.group_sizes = sizes
+        with seeded(cfg.seed):
+            self.encoder = MultiGroupEncoder(self.image_shape, sizes, cfg.arch)
+            self.decoder = Decoder(self.image_shape, cfg.num_latents, cfg.arch)  # type: ignore
+        ends = np.cumsum(cfg.stage_steps)
+        self._ends = [int(e) for e in ends]  # host copy of the schedule (no device sync)
+        self.register_buffer("stage_ends", torch.as_tensor(ends, dtype=torch.long))
+        self.register_buffer("pressures", torch.tensor(cfg.pressures, dtype=torch.float32))
+        self.register_buffer("stage", torch.zeros((), dtype=torch.long))
+        self._host_step: int | None = None  # mirror of self.step, read once after (re)loading
+        self._applied: int | None = None  # the stage whose learning rates the optimiser holds
+        self.register_load_state_dict_post_hook(lambda module, keys: module._forget_host())
+
+    def _forget_host(self) -> None:
+        self._host_step = None
+        self._applied = None
+
+    # -- the schedule ----------------------------------------------------------------------
+    @property
+    def num_stages(self) -> int:
+        return len(self._ends)
+
+    def stage_of(self, step: int) -> int:
+        """Stage of (0-based) step ``step``: stage j covers [ends[j−1], ends[j]); the last stage
+        lasts for ever."""
+        return min(bisect.bisect_right(self._ends, int(step)), self.num_stages - 1)
+
+    def active_group(self, stage: int) -> int:
+        return min(int(stage), len(self.group_sizes) - 1)
+
+    def group_lrs(self, stage: int) -> list[float]:
+        """Learning rate of every encoder group at ``stage``: lr for the active one, γ·lr else."""
+        cfg = self.config
+        act = self.active_group(stage)
+        return [cfg.lr if g == act else cfg.gamma * cfg.lr for g in range(len(self.group_sizes))]
+
+    def pressure_at(self, step: Tensor | int) -> Tensor:
+        """β at step ``step`` on the device (a tensor, no host synchronisation)."""
+        t = torch.as_tensor(step, device=self.stage_ends.device, dtype=torch.long)
+        s = torch.searchsorted(self.stage_ends, t.reshape(1), right=True).clamp(
+            max=self.num_stages - 1)
+        return self.pressures[s[0]]
+
+    def group_slices(self) -> list[slice]:
+        offs = np.concatenate([[0], np.cumsum(self.group_sizes)])
+        return [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:], strict=True)]
+
+    # -- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        groups = [{"params": list(self.decoder.parameters()), "lr": cfg.lr, "name": "decoder"}]
+        lrs = self.group_lrs(0)
+        groups += [{"params": list(enc.parameters()), "lr": lr, "name": f"encoder{g}"}
+                   for g, (enc, lr) in enumerate(zip(self.encoder.groups, lrs, strict=True))]
+        self._applied = 0
+        return {"main": torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.adam_betas),
+                                         eps=cfg.adam_eps)}
+
+    def apply_stage(self, stage: int) -> None:
+        """Set the optimiser's per-group learning rates and the ``stage`` buffer to ``stage``."""
+        if not self.optimizers:
+            self.setup_optimizers()
+        lrs = self.group_lrs(stage)
+        for pg in self.optimizers["main"].param_groups:
+            name = pg.get("name", "")
+            pg["lr"] = self.config.lr if name == "decoder" else lrs[int(name[len("encoder"):])]
+        self.stage.fill_(int(stage))
+        self._applied = int(stage)
+
+    def train_step(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Switch learning rates when step ``self.step`` starts a new stage, then one step."""
+        if not self.optimizers:
+            self.setup_optimizers()
+        if self._host_step is None:
+            self._host_step = int(self.step)  # one host read after construction or loading
+        stage = self.stage_of(self._host_step)
+        if stage != self._applied:
+            self.apply_stage(stage)
+        out = super().train_step(x, generator)
+        self._host_step += 1
+        return out
+
+    # -- the objective --------------------------------------------------------------------------
+    def regularizer(self, mean: Tensor, logvar: Tensor, z: Tensor, kl_dims: Tensor
+                    ) -> tuple[Tensor, dict[str, Tensor]]:
+        beta = self.pressure_at(self.step).to(kl_dims.dtype)
+        kl_groups = torch.stack([kl_dims[s].sum() for s in self.group_slices()])
+        stage = torch.searchsorted(self.stage_ends, self.step.reshape(1), right=True).clamp(
+            max=self.num_stages - 1)[0]
+        return beta * kl_dims.sum(), {"beta": beta.detach(), "kl_groups": kl_groups.detach(),
+                                      "stage": stage.to(kl_dims.dtype)}
+
+
+# ---- the anneal test ---------------------------------------------------------------------------
+@dataclass
+class AnnealTestConfig(VAEConfig):
+    """β-VAE whose β decays as β(t) = β_end + (β_max − β_end)·exp(−rate·t / anneal_steps).
+
+    ``beta`` (inherited) is unused. One latent by default: the test asks *when* a single code
+    starts to carry information, not how it is spread over dimensions.
+    """
+
+    num_latents: int = 1
+    beta_max: float = 200.0
+    beta_end: float = 1.0
+    rate: float = 15.0
+    anneal_steps: int = 10_000
+    lr: float = 5e-4
+    hidden: int = 64  # width of the "mlp" architecture (toy data)
+
+
+def anneal_beta(step: Tensor | int, beta_max: float, beta_end: float, rate: float,
+                anneal_steps: int) -> Tensor:
+    """β(t) = β_end + (β_max − β_end)·exp(−rate·t / T): the anneal test's decaying pressure."""
+    t = torch.as_tensor(step, dtype=torch.float32)
+    return beta_end + (beta_max - beta_end) * torch.exp(-rate * t / float(anneal_steps))
+
+
+class _MLPEncoder(nn.Module):
+    def __init__(self, image_shape: tuple[int, int, int], num_latents: int, hidden: int) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU())
+        self.mean = nn.Linear(hidden, num_latents)
+        self.logvar = nn.Linear(hidden, num_latents)
+        _glorot(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.body(x)
+        return self.mean(h), self.logvar(h)
+
+
+class AnnealTest(VAE):
+    """The β-VAE of the anneal test: the pressure starts high (no information passes) and
+    decays; logs ``beta`` so the information threshold can be read off the history.
+
+    ``arch="mlp"`` (one hidden ReLU layer of ``hidden`` units each way, any image size) is a
+    small model for toy data; the other architectures are the reference ones.
+    """
+
+    config: AnnealTestConfig
+    config_class = AnnealTestConfig
+
+    def __init__(self, image_shape: tuple[int, int, int], config: Any | None = None,
+                 **overrides: Any) -> None:
+        cfg = make_config(AnnealTestConfig, config, overrides)
+        if cfg.arch != "mlp":
+            super().__init__(image_shape, cfg)
+            return
+        Method.__init__(self, cfg)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        c, h, w = self.image_shape
+        with seeded(cfg.seed):
+            self.encoder = _MLPEncoder(self.image_shape, cfg.num_latents, cfg.hidden)
+            self.decoder = nn.Sequential(nn.Linear(cfg.num_latents, cfg.hidden), nn.ReLU(),
+                                         nn.Linear(cfg.hidden, c * h * w),
+                                         nn.Unflatten(1, (c, h, w)))
+            _glorot(self.decoder)
+
+    def regularizer(self, mean: Tensor, logvar: Tensor, z: Tensor, kl_dims: Tensor
+                    ) -> tuple[Tensor, dict[str, Tensor]]:
+        c = self.config
+        beta = anneal_beta(self.step, c.beta_max, c.beta_end, c.rate, c.anneal_steps)
+        beta = beta.to(device=kl_dims.device, dtype=kl_dims.dtype)
+        return beta * kl_dims.sum(), {"beta": beta}
+
+
+def information_threshold(betas: np.ndarray, kls: np.ndarray, kl_threshold: float = 0.1
+                          ) -> tuple[float, int]:
+    """``(β, index)`` at the first point where the KL exceeds ``kl_threshold`` nats (the
+    paper's rule: "the model learns information when the KL raises over 0.1") *after* the KL
+    has first been at or below it; ``(nan, -1)`` when that never happens."""
+    betas, kls = np.asarray(betas, dtype=float), np.asarray(kls, dtype=float)
+    if betas.shape != kls.shape or betas.ndim != 1:
+        raise ValueError(f"betas and kls must be 1-D of one length, got {betas.shape}, "
+                         f"{kls.shape}")
+    if not np.isfinite(kls).all():
+        raise ValueError("the KL curve contains NaN or inf")
+    # the code must first be shut (KL below the threshold: a fresh encoder carries a little
+    # information before the high pressure squeezes it out); the threshold is the first rise
+    # after that
+    shut = np.flatnonzero(kls <= kl_threshold)
+    if len(shut) == 0:
+        return float("nan"), -1
+    above = np.flatnonzero(kls[shut[0]:] > kl_threshold)
+    if len(above) == 0:
+        return float("nan"), -1
+    i = int(shut[0] + above[0])
+    return float(betas[i]), i
+
+
+@dataclass
+class AnnealResult:
+    """Outcome of one anneal test: the threshold β (nan if the KL never rose), the step at which
+    it was crossed, and the logged curves."""
+
+    threshold: float
+    step: int
+    steps: np.ndarray
+    betas: np.ndarray
+    kls: np.ndarray
+    recons: np.ndarray
+
+
+def anneal_test(data: Any, steps: int, *, batch_size: int = 64, seed: int = 0,
+                log_every: int = 10, kl_threshold: float = 0.1, show_progress: bool = False,
+                device: torch.device | str | None = None, **options: Any) -> AnnealResult:
+    """Train an :class:`AnnealTest` on ``data`` for ``steps`` steps and read off the threshold.
+
+    ``options`` configure it (``beta_max``, ``rate``, ``anneal_steps`` — defaults to
+    ``steps`` —, ``arch``, ``lr``, ``num_latents``…). The KL is averaged over ``log_every``
+    steps, and the β reported is the mean β of the first logging window above the threshold.
+    """
+    from dlib.train import fit
+
+    dd = data if hasattr(data, "images") else data.to_device(device)
+    options.setdefault("anneal_steps", steps)
+    options.setdefault("seed", seed)
+    model = AnnealTest(tuple(dd.data.image_shape), **options)
+    hist = fit(model, dd, steps, batch_size=batch_size, seed=seed, log_every=log_every,
+               show_progress=show_progress)
+    beta, idx = information_threshold(hist["beta"], hist["kl"], kl_threshold)
+    steps_logged = np.asarray(hist.steps)
+    return AnnealResult(beta, int(steps_logged[idx]) if idx >= 0 else -1, steps_logged,
+                        hist["beta"], hist["kl"], hist["recon"])
+
+
+def factor_subset(data: Any, factor: int | str, base: np.ndarray | list[int],
+                  device: torch.device | str | None = None) -> Any:
+    """A :class:`dlib.data.DeviceData` of the images where only ``factor`` varies (over all its
+    values) and every other factor is fixed at the classes ``base`` (§6.1)."""
+    from dlib.data import DeviceData
+
+    j = data.factor_names.index(factor) if isinstance(factor, str) else int(factor)
+    if not 0 <= j < data.num_factors:
+        raise ValueError(f"factor {factor!r} out of range for {data.num_factors} factors")
+    base = data.check_classes(np.asarray(base).reshape(1, -1))[0]
+    classes = np.repeat(base[None], data.factor_sizes[j], 0)
+    classes[:, j] = np.arange(data.factor_sizes[j])
+    from dlib import config
+
+    dev = config.device(device)
+    images = data.images_from_classes(torch.as_tensor(classes), dev)
+    return DeviceData(data, images, torch.as_tensor(classes, device=dev))
+
+
+def factor_thresholds(data: Any, factor: int | str, repeats: int, steps: int,
+                      random_state: np.random.RandomState | int = 0, **options: Any
+                      ) -> np.ndarray:
+    """Information thresholds of ``factor`` on ``repeats`` one-factor traversals, each around a
+    random base observation (the paper's Fig. 6 uses 50)."""
+    rs = random_state if isinstance(random_state, np.random.RandomState) else \
+        np.random.RandomState(random_state)
+    out = []
+    for r in range(int(repeats)):
+        base = data.sample_factors(1, rs)[0]
+        sub = factor_subset(data, factor, base, options.pop("device", None))
+        out.append(anneal_test(sub, steps, seed=r, **options).threshold)
+    return np.asarray(out)
+
+
+# ---- max-m NMI during training -----------------------------------------------------------------
+class NMIProbe:
+    """max-1 / max-2 NMI (eq. 5) and MIG (eq. 6) of a model's posterior means on one fixed
+    sample, so that values at different training steps are comparable.
+
+    The sample is ``num`` observations drawn from ``data`` (a DeviceData, or a GroundTruthData
+    moved to ``device``) with a generator seeded by ``seed``; the numbers come from
+    :func:`dlib.metrics.nmi.max_m_nmi` on the codes.
+    """
+
+    def __init__(self, data: Any, num: int = 10_000, seed: int = 0, num_bins: int = 20,
+                 device: torch.device | str | None = None, batch_size: int = 1000) -> None:
+        dd = data if hasattr(data, "images") else data.to_device(device)
+        gen = torch.Generator(device=dd.device).manual_seed(int(seed))
+        self.images, factors = dd.sample_with_factors(int(num), gen)
+        self.factors = factors.cpu().numpy()
+        self.factor_names = tuple(dd.data.factor_names)
+        self.num_bins = num_bins
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def codes(self, method: Any) -> np.ndarray:
+        was_training = getattr(method, "training", False)
+        method.eval()
+        out = torch.cat([method.represent(self.images[i:i + self.batch_size])
+                         for i in range(0, len(self.images), self.batch_size)])
+        if was_training:
+            method.train()
+        return out.float().cpu().numpy()
+
+    def __call__(self, method: Any) -> dict[str, Any]:
+        from dlib.metrics.nmi import max_m_nmi
+
+        codes = self.codes(method)
+        m1 = max_m_nmi(codes, self.factors, 1, self.num_bins)
+        m2 = max_m_nmi(codes, self.factors, 2, self.num_bins)
+        keep = np.isfinite(m1)
+        return {"max1": m1, "max2": m2, "mig": float(np.mean((m1 - m2)[keep]))}
+
+
+@dataclass
+class NMITrace:
+    """max-m NMI over training: ``max1``/``max2`` are (T, F), ``mig`` (T,), at ``steps``."""
+
+    steps: np.ndarray
+    max1: np.ndarray
+    max2: np.ndarray
+    mig: np.ndarray
+    factor_names: tuple[str, ...]
+    history: Any = None
+
+
+def track_nmi(method: Method, data: Any, steps: int, every: int, *, probe: NMIProbe | None = None,
+              batch_size: int = 64, seed: int = 0, log_every: int | None = None,
+              checkpoint: str | os.PathLike | None = None, show_progress: bool = False,
+              include_start: bool = True) -> NMITrace:
+    """Train with :func:`dlib.train.fit` up to ``steps``, probing max-m NMI every ``every`` steps.
+
+    Training is split into segments that resume from a checkpoint (a temporary file unless
+    ``checkpoint`` is given), so the trajectory is exactly that of one ``fit(..., steps)`` call.
+    """
+    from dlib.train import fit
+
+    if every < 1 or steps < 1:
+        raise ValueError("steps and every must be positive")
+    log_every = log_every or min(every, 100)
+    if every % log_every:
+        raise ValueError("every must be a multiple of log_every")
+    probe = probe or NMIProbe(data, seed=seed)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(checkpoint) if checkpoint is not None else Path(tmp) / "track.pt"
+        if include_start and int(method.step) == 0:
+            rows.append((0, probe(method)))
+        targets = list(range(int(method.step) + every, steps, every)) + [steps]
+        hist = None
+        for target in targets:
+            if target <= int(method.step):
+                continue
+            hist = fit(method, data, target, batch_size=batch_size, seed=seed,
+                       log_every=log_every, checkpoint=path, checkpoint_every=None,
+                       show_progress=show_progress)
+            rows.append((target, probe(method)))
+    return NMITrace(np.array([r[0] for r in rows]), np.stack([r[1]["max1"] for r in rows]),
+                    np.stack([r[1]["max2"] for r in rows]), np.array([r[1]["mig"] for r in rows]),
+                    probe.factor_names, hist)
