@@ -442,3 +442,52 @@ def test_track_nmi_follows_one_straight_fit(dsprites_small):
     first = probe(DEFT((1, 64, 64), cfg))
     np.testing.assert_allclose(trace.max2[0], first["max2"])
     assert copy.deepcopy(trace.history["stage"]).tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+
+
+# ---- the results command (CPU, tiny) ------------------------------------------------------------
+def test_study_plans_follow_table_1_and_the_study_protocol():
+    from dlib import deft_study
+
+    plan = deft_study.method_plan("deft", "dsprites")
+    assert plan["steps"] == 264_960 and plan["stage_ends"] == [23_040, 46_080, 92_160, 264_960]
+    assert deft_study.method_plan("deft", "color_dsprites", 0.5)["options"]["stage_steps"] == (
+        11_520, 11_520, 23_040, 86_400)
+    for name in deft_study.BASELINES:
+        p = deft_study.method_plan(name, "dsprites", 0.1)
+        assert p["steps"] == 30_000
+        m = deft_study._build(name, "dsprites", p, 2, (1, 64, 64), 737_280)
+        assert m.config.seed == 2
+        for key, value in p["options"].items():
+            assert getattr(m.config, key) == value
+    assert deft_study.method_plan("annealed_vae", "dsprites", 0.1)["options"][
+        "iteration_threshold"] == 10_000
+    assert deft_study.PAPER_TABLE2["dsprites"]["deft"] == 8.0
+    assert deft_study.PAPER_TABLE2["color_dsprites"]["dip_vae_ii"] == 89.3
+    assert deft_study.command(seeds=[0, 1], scale=0.1) == (
+        "python -m dlib.deft_study run --seeds 0 1 --scale 0.1")
+    with pytest.raises(ValueError, match="unknown method"):
+        deft_study.method_plan("vq_vae", "dsprites")
+
+
+def test_study_command_runs_tiny_on_cpu_with_provenance(tmp_path):
+    from dlib import deft_study
+
+    kw = dict(datasets=["dsprites"], methods=["deft"], seeds=[0], scale=1e-4,
+              work=tmp_path / "work", out=tmp_path / "out", profile="quick", show_progress=False)
+    res = deft_study.run(command_line="tiny", **kw)
+    assert (tmp_path / "out" / "deft.json").exists()
+    for key in ("command", "commit", "device", "torch", "started_utc", "wall_s"):
+        assert key in res.provenance
+    assert res.provenance["command"] == "tiny"
+    (run,) = res.runs
+    assert run["steps"] == 26 and run["stage_ends"] == [2, 4, 9, 26]
+    assert len(run["stage_mig"]) == 4 and run["mig"] == run["stage_mig"][-1]
+    assert run["failed"] == (run["mig"] < 0.1)
+    assert np.asarray(run["trace"]["max1"]).shape == (len(run["trace"]["step"]), 5)
+    assert res.failure_rate("deft", "dsprites") == (100.0 * run["failed"], 1)
+    assert res.stage_migs("dsprites").shape == (1, 4)
+    assert "Steps scaled by 0.0001" in res.note() and "DEFT" in repr(res.table())
+    again = deft_study.run(command_line="again", **kw)  # finished runs are not retrained
+    assert again.runs == res.runs
+    assert deft_study.load(tmp_path / "out").runs == res.runs
+    assert deft_study.load(tmp_path / "nothing") is None
