@@ -67,6 +67,7 @@ __all__ = [
     "information_threshold",
     "factor_subset",
     "factor_thresholds",
+    "TwoImageToy",
     "NMIProbe",
     "NMITrace",
     "track_nmi",
@@ -484,6 +485,35 @@ def anneal_test(data: Any, steps: int, *, batch_size: int = 64, seed: int = 0,
     steps_logged = np.asarray(hist.steps)
     return AnnealResult(beta, int(steps_logged[idx]) if idx >= 0 else -1, steps_logged,
                         hist["beta"], hist["kl"], hist["recon"])
+
+
+class TwoImageToy:
+    """Two binary images (C=1, ``side``×``side``) that differ in exactly ``n`` pixels, drawn
+    with probabilities ``p`` and 1 − ``p``: a data set whose information threshold is known.
+
+    With a Bernoulli decoder, the best reconstruction of the n pixels from a code carrying I
+    nats of information about which image it sees improves by n·I nats, and near a shut code a
+    Gaussian encoder pays KL = I to second order; so β·KL − n·I changes sign at β = n, for any
+    p. Speaks the engine's data protocol (``sample``, ``images``, ``device``, ``data``).
+    """
+
+    def __init__(self, n: int, p: float = 0.5, side: int = 8) -> None:
+        if not 1 <= n <= side * side - 5:
+            raise ValueError(f"n must lie in [1, {side * side - 5}], got {n}")
+        if not 0 < p < 1:
+            raise ValueError(f"p must lie in (0, 1), got {p}")
+        x = torch.zeros(2, 1, side, side)
+        x.view(2, -1)[0, :n] = 1.0  # image A has the n pixels on, image B off
+        x.view(2, -1)[:, -5:] = 1.0  # a few pixels both images share
+        self.n, self.p, self.x = int(n), float(p), x
+        self.images = (x * 255).to(torch.uint8)
+        self.device = torch.device("cpu")
+        self.data = type("ToyData", (), {"image_shape": (1, side, side), "name": "two_images"})()
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """A batch of the two images, image B with probability 1 − p."""
+        u = torch.rand(batch_size, generator=generator)
+        return self.x[(u >= self.p).long()]
 
 
 def factor_subset(data: Any, factor: int | str, base: np.ndarray | list[int],
