@@ -1,0 +1,278 @@
+"""The loss of one training step of each supported method, written for many models at once.
+
+A *kernel* says, for one method family, (1) which random inputs a step consumes and in which
+order it draws them from a model's generator (the order of :meth:`Method.train_step`, so that a
+batched run sees exactly the batches and noise of separate :func:`dlib.train.fit` runs), (2)
+which configuration fields may differ between the models (they become tensors of shape (N,)),
+and (3) the step itself: forward with :func:`torch.func.vmap` over the model axis, gradients,
+and the optimiser update(s) through :class:`dlib.engine.batched.BatchedAdam`.
+
+The loss formulas are those of :mod:`dlib.methods` (the same library functions where they are
+pure tensor code); ``tests/test_engine.py`` checks every kernel against the eager methods.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import functional_call
+
+from dlib.distributions import bernoulli_nll, gaussian_kl
+from dlib.methods.annealed import AnnealedVAE
+from dlib.methods.base import Method
+from dlib.methods.dip import DIPVAE, dip_covariance, dip_penalty
+from dlib.methods.factor import FactorVAE
+from dlib.methods.tcvae import BetaTCVAE
+from dlib.methods.vae import VAE
+from dlib.theory.kl import gaussian_log_density, log_density_matrix, mss_log_weights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dlib.engine.batched import BatchedState
+
+Params = dict[str, Tensor]
+
+# configuration fields that are optimiser settings (read from the optimisers, may differ) or
+# initialisation seeds (differ by design): never part of the "same architecture" check
+_FREE_FIELDS = {"seed", "lr", "adam_betas", "adam_eps", "d_lr", "d_adam_betas"}
+
+
+def _sub(params: Params, prefix: str) -> Params:
+    """The entries of ``params`` under ``prefix.``, with the prefix removed."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+
+
+class Kernel:
+    """Base of the per-family step functions (see the module docstring)."""
+
+    #: configuration fields that may differ between the models (become (N,) tensors)
+    hyper_fields: tuple[str, ...] = ()
+    #: the method classes this kernel trains (exact classes or subclasses that override none of
+    #: ``terms``, ``regularizer``, ``train_step``)
+    classes: tuple[type[Method], ...] = ()
+
+    def __init__(self, template: Method) -> None:
+        self.template = template
+        self.num_latents = int(template.config.num_latents)
+
+    # -- hyperparameters ------------------------------------------------------------------------
+    def hyper_values(self, method: Method) -> dict[str, float]:
+        """This model's values of :attr:`hyper_fields` (floats)."""
+        return {f: float(getattr(method.config, f)) for f in self.hyper_fields}
+
+    def static_config(self, method: Method) -> dict[str, Any]:
+        """The configuration fields that must agree between batched models."""
+        cfg = method.config_dict()
+        return {k: v for k, v in cfg.items()
+                if k not in _FREE_FIELDS and k not in self.hyper_fields}
+
+    # -- randomness -----------------------------------------------------------------------------
+    def draw(self, data: Any, batch_size: int, gen: torch.Generator) -> dict[str, Tensor]:
+        """One model's random inputs of one step, drawn in the order its ``train_step`` uses."""
+        x = data.sample(batch_size, gen)
+        eps = torch.randn((batch_size, self.num_latents), device=x.device, dtype=x.dtype,
+                          generator=gen)
+        return {"x": x, "eps": eps}
+
+    # -- the step -------------------------------------------------------------------------------
+    def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def prepare(self, device: torch.device, batch_size: int) -> None:
+        """Build constants on the device before any capture (no host→device copies later)."""
+
+
+class VAEKernel(Kernel):
+    """VAE, β-VAE, AnnealedVAE, DIP-VAE-I/II and β-TCVAE: one optimiser, one loss."""
+
+    hyper_fields = ("beta",)
+    classes = (VAE,)
+
+    # what a family adds to recon; returns (reg, extras in the eager method's key order)
+    def regularizer(self, h: dict[str, Tensor], mean: Tensor, logvar: Tensor, z: Tensor,
+                    kl_dims: Tensor, step: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return h["beta"] * kl_dims.sum(), {}
+
+    def _one(self, p: Params, x: Tensor, eps: Tensor, h: dict[str, Tensor],
+             step: Tensor) -> dict[str, Tensor]:
+        """The eager method's ``terms`` for one model (runs under vmap)."""
+        mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
+        z = mean + torch.exp(0.5 * logvar) * eps
+        logits = functional_call(self.template.decoder, _sub(p, "decoder"), (z,))
+        recon = bernoulli_nll(logits, x).mean()
+        kl_dims = gaussian_kl(mean, logvar).mean(0)
+        kl = kl_dims.sum()
+        reg, extra = self.regularizer(h, mean, logvar, z, kl_dims, step)
+        return {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl),
+                "kl_dims": kl_dims.detach(), **extra}
+
+    def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        params = st.param_views()
+        out = st.map(self._one, params, inputs["x"], inputs["eps"], st.hyper, st.step)
+        st.update(out["loss"], st.groups)
+        return {k: v.detach() for k, v in out.items()}
+
+
+class AnnealedKernel(VAEKernel):
+    """AnnealedVAE: γ·|KL − C(t)| with the capacity ramp read from each model's step counter."""
+
+    hyper_fields = ("gamma", "c_max", "iteration_threshold")
+    classes = (AnnealedVAE,)
+
+    def regularizer(self, h, mean, logvar, z, kl_dims, step):
+        t = step.to(torch.float32)
+        c = torch.minimum(h["c_max"] * t / h["iteration_threshold"], h["c_max"])
+        return h["gamma"] * (kl_dims.sum() - c).abs(), {"capacity": c}
+
+
+class DIPKernel(VAEKernel):
+    """DIP-VAE-I/II: β·KL + the DIP penalty (λ_d resolved per model by the method's rule)."""
+
+    hyper_fields = ("beta", "lambda_od", "lambda_d")
+    classes = (DIPVAE,)
+
+    def hyper_values(self, method: Method) -> dict[str, float]:
+        assert isinstance(method, DIPVAE)
+        return {"beta": float(method.config.beta), "lambda_od": float(method.config.lambda_od),
+                "lambda_d": float(method.lambda_d)}
+
+    def regularizer(self, h, mean, logvar, z, kl_dims, step):
+        cov = dip_covariance(mean, logvar, self.template.config.dip_type)
+        penalty = dip_penalty(cov, h["lambda_od"], h["lambda_d"])
+        return h["beta"] * kl_dims.sum() + penalty, {"dip_penalty": penalty}
+
+
+class TCVAEKernel(VAEKernel):
+    """β-TCVAE: α·MI + β·TC + γ·dim-KL estimated on the batch (MSS weights precomputed)."""
+
+    hyper_fields = ("alpha", "beta", "gamma")
+    classes = (BetaTCVAE,)
+
+    def prepare(self, device: torch.device, batch_size: int) -> None:
+        cfg = self.template.config
+        if cfg.estimator not in ("mss", "mws"):
+            raise ValueError(f"estimator must be 'mss' or 'mws', got {cfg.estimator!r}")
+        if cfg.dataset_size < batch_size:
+            raise ValueError(f"{cfg.estimator} needs dataset_size ≥ the batch ({batch_size})")
+        # a constant built once on the device: creating it inside a captured step would copy
+        # from the host during capture
+        if cfg.estimator == "mss":
+            self.log_w = mss_log_weights(batch_size, cfg.dataset_size, "diagonal", device)
+        else:
+            self.log_w = torch.full((batch_size, batch_size),
+                                    -math.log(cfg.dataset_size * batch_size), device=device)
+
+    def _one(self, p, x, eps, h, step):
+        mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
+        z = mean + torch.exp(0.5 * logvar) * eps
+        recon = bernoulli_nll(functional_call(self.template.decoder, _sub(p, "decoder"), (z,)),
+                              x).mean()
+        # batch_kl_decomposition of dlib.theory.kl with the weights precomputed
+        log_q_zx = gaussian_log_density(z, mean, logvar).sum(1)
+        mat = log_density_matrix(z, mean, logvar)
+        log_qz = torch.logsumexp(mat.sum(2) + self.log_w, 1)
+        log_prod = torch.logsumexp(mat + self.log_w[:, :, None], 1).sum(1)
+        log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+        mi, tc, dim_kl = ((log_q_zx - log_qz).mean(), (log_qz - log_prod).mean(),
+                          (log_prod - log_pz).mean())
+        kl_dims = gaussian_kl(mean, logvar).mean(0)
+        kl = kl_dims.sum()
+        reg = h["alpha"] * mi + h["beta"] * tc + h["gamma"] * dim_kl
+        return {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl),
+                "mi": mi, "tc": tc, "dim_kl": dim_kl, "kl_dims": kl_dims.detach()}
+
+
+class FactorKernel(Kernel):
+    """FactorVAE: a discriminator step on detached codes, then the VAE step with the updated D.
+    """
+
+    hyper_fields = ("beta", "gamma")
+    classes = (FactorVAE,)
+
+    def draw(self, data, batch_size, gen):
+        second = self.template.config.permute == "second"
+        x = data.sample(batch_size * (2 if second else 1), gen)
+        shape = (batch_size, self.num_latents)
+        out = {"x": x, "eps": torch.randn(shape, device=x.device, dtype=x.dtype, generator=gen)}
+        if second:
+            out["eps2"] = torch.randn(shape, device=x.device, dtype=x.dtype, generator=gen)
+        out["keys"] = torch.rand(shape, device=x.device, dtype=x.dtype, generator=gen)
+        return out
+
+    def _encode(self, p: Params, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
+        return mean, logvar, mean + torch.exp(0.5 * logvar) * eps
+
+    def _d_loss(self, pd: Params, z: Tensor, z_perm: Tensor) -> tuple[Tensor, Tensor]:
+        disc = self.template.discriminator
+        real = functional_call(disc, pd, (z,))
+        perm = functional_call(disc, pd, (z_perm,))
+        zeros = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
+        loss = 0.5 * (F.cross_entropy(real, zeros) + F.cross_entropy(perm, zeros + 1))
+        acc = 0.5 * ((real.argmax(1) == 0).float().mean() + (perm.argmax(1) == 1).float().mean())
+        return loss, acc
+
+    def _objective(self, p: Params, pd: Params, x: Tensor, mean: Tensor, logvar: Tensor,
+                   z: Tensor, h: dict[str, Tensor]) -> dict[str, Tensor]:
+        recon = bernoulli_nll(functional_call(self.template.decoder, _sub(p, "decoder"), (z,)),
+                              x).mean()
+        kl_dims = gaussian_kl(mean, logvar).mean(0)
+        logits = functional_call(self.template.discriminator, pd, (z,))
+        tc = (logits[:, 0] - logits[:, 1]).mean()
+        kl = kl_dims.sum()
+        return {"loss": recon + h["beta"] * kl + h["gamma"] * tc, "recon": recon, "kl": kl,
+                "elbo": -(recon + kl), "tc": tc, "kl_dims": kl_dims.detach()}
+
+    def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        second = "eps2" in inputs
+        x = inputs["x"]
+        b = inputs["eps"].shape[1]
+        x_vae, x_perm = (x[:, :b], x[:, b:]) if second else (x, x)
+        params = st.param_views()
+        vae_p = {k: v for k, v in params.items() if not k.startswith("discriminator.")}
+        mean, logvar, z = st.map(self._encode, vae_p, x_vae, inputs["eps"])
+        if second:
+            frozen = {k: v.detach() for k, v in vae_p.items()}
+            _, _, z2 = st.map(self._encode, frozen, x_perm, inputs["eps2"])
+        else:
+            z2 = z
+        z2 = z2.detach()
+        z_perm = z2.gather(1, inputs["keys"].argsort(dim=1))
+        # 1) the discriminator step on detached codes
+        d_groups = [g for g in st.groups if g.prefix == "discriminator"]
+        pd = _sub(params, "discriminator")
+        d_loss, d_acc = st.map(self._d_loss, pd, z.detach(), z_perm)
+        st.update(d_loss, d_groups)
+        # 2) the VAE step with the updated discriminator (fresh views of its updated weights)
+        pd = {k: v.detach() for k, v in _sub(st.param_views(), "discriminator").items()}
+        out = st.map(self._objective, vae_p, pd, x_vae, mean, logvar, z, st.hyper)
+        st.update(out["loss"], [g for g in st.groups if g.prefix != "discriminator"])
+        out = {k: v.detach() for k, v in out.items()}
+        out.update(d_loss=d_loss.detach(), d_accuracy=d_acc.detach())
+        return out
+
+
+#: most specific first
+KERNELS: tuple[type[Kernel], ...] = (FactorKernel, AnnealedKernel, DIPKernel, TCVAEKernel,
+                                     VAEKernel)
+_OVERRIDABLE = ("terms", "regularizer", "train_step", "_objective", "tc_estimate",
+                "discriminator_loss", "configure_optimizers")
+
+
+def kernel_for(method: Method) -> type[Kernel] | None:
+    """The kernel that reproduces ``method``'s training step, or None (then: train it alone).
+
+    A subclass qualifies only if it changes none of the functions that define the step (it may
+    swap the networks, as long as they are plain modules without buffers).
+    """
+    for kernel in KERNELS:
+        for cls in kernel.classes:
+            if isinstance(method, cls):
+                same = all(getattr(type(method), name, None) is getattr(cls, name, None)
+                           for name in _OVERRIDABLE)
+                return kernel if same else None
+    return None
