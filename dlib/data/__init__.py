@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 from dlib.data.base import DeviceData, GroundTruthData, cached_array
+from dlib.data.correlated import CorrelatedSplit, band_joint, correlated_split, joint_histogram
+from dlib.data.digits import ColoredDigits, MnistColored, load_mnist
 from dlib.data.dsprites import (
     RENDERER_VERSION,
     ColorDSprites,
@@ -23,6 +25,8 @@ from dlib.data.dsprites import (
     save_dsprites_npz,
 )
 from dlib.data.official import DSPRITES_MD5, load_dsprites_npz
+from dlib.data.shapes3d import Shapes3D, load_shapes3d_h5, render_shapes3d, save_shapes3d_h5
+from dlib.data.smallnorb import SmallNORB, load_smallnorb
 
 __all__ = [
     "load",
@@ -40,6 +44,19 @@ __all__ = [
     "cached_array",
     "DSPRITES_MD5",
     "RENDERER_VERSION",
+    "Shapes3D",
+    "render_shapes3d",
+    "load_shapes3d_h5",
+    "save_shapes3d_h5",
+    "ColoredDigits",
+    "MnistColored",
+    "load_mnist",
+    "SmallNORB",
+    "load_smallnorb",
+    "CorrelatedSplit",
+    "correlated_split",
+    "band_joint",
+    "joint_histogram",
 ]
 
 DATASETS: dict[str, type[GroundTruthData]] = {
@@ -47,6 +64,10 @@ DATASETS: dict[str, type[GroundTruthData]] = {
     "color_dsprites": ColorDSprites,
     "noisy_dsprites": NoisyDSprites,
     "scream_dsprites": ScreamDSprites,
+    "shapes3d": Shapes3D,
+    "colored_digits": ColoredDigits,
+    "mnist_colored": MnistColored,
+    "smallnorb": SmallNORB,
 }
 
 
