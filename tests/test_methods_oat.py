@@ -159,7 +159,8 @@ def test_code_nll_by_hand():
 # ---- the switching and stopping rules -----------------------------------------------------------
 def _reference_switches(kl_at_checks, check_every, min_steps, tol, floor, k_max, start):
     """Plain-Python statement of the rule: at each check, if the current dimension's running KL
-    grew by ≤ tol·max(previous, floor) and it has been on for ≥ min_steps, the next one starts."""
+    grew by ≤ tol·max(previous, floor) and it has been on for ≥ min_steps, the next one starts;
+    a newly switched-on dimension's previous KL is 0 (it carried nothing while masked)."""
     n, last, prev, starts = 1, start, 0.0, [start]
     for i, value in enumerate(kl_at_checks):
         taken = start + (i + 1) * check_every
@@ -167,7 +168,7 @@ def _reference_switches(kl_at_checks, check_every, min_steps, tol, floor, k_max,
         if now - prev <= tol * max(prev, floor) and taken - last >= min_steps and n < k_max:
             n, last = n + 1, taken
             starts.append(taken)
-            prev = value[n - 1]
+            prev = 0.0
         else:
             prev = now
     return starts
