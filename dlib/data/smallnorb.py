@@ -223,9 +223,9 @@ def load_smallnorb(
         if (feats[:, 3] % 2).any():
             raise ValueError(f"{part}-info: azimuths must be even (0, 2, ..., 34)")
         feats[:, 3] //= 2  # azimuth 0, 2, ..., 34 -> class 0 ... 17 (x 20 degrees)
-        images.append(_resize(dat[:, 0]) if dat.shape[2] != CANVAS else dat[:, 0].copy())
+        images.append(dat[:, 0])  # the left camera
         features.append(feats)
-    images_all, feats_all = np.concatenate(images), np.concatenate(features)
+    feats_all = np.concatenate(features)
     full = (5, INSTANCES, 9, 18, 6)
     if (feats_all < 0).any() or (feats_all >= np.array(full)).any():
         raise ValueError(
@@ -238,6 +238,10 @@ def load_smallnorb(
             f"{int(np.prod(full))} (category, instance, elevation, azimuth, lighting) combinations;"
             " every combination must appear exactly once"
         )
+    # resize last, once everything is known to be right (about 0.1-0.4 ms an image)
+    images_all = np.concatenate(
+        [_resize(img) if img.shape[1] != CANVAS else img.copy() for img in images]
+    )
     return SmallNORBFiles(images_all, feats_all)
 
 
