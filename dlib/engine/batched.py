@@ -66,6 +66,7 @@ class _Group:
     beta1: Tensor
     beta2: Tensor
     eps: Tensor  # (N, 1) float32
+    uniform: tuple[float, float] | None = None  # (beta1, beta2) when every model shares them
 
 
 def _adam_settings(opt: torch.optim.Optimizer, group: dict[str, Any], where: str) -> None:
@@ -124,6 +125,10 @@ class BatchedState:
                                        device=device)[:, None],
                     eps=col("eps", torch.float32),
                 ))
+        for g in self.groups:
+            b1, b2 = set(g.beta1[:, 0].tolist()), set(g.beta2[:, 0].tolist())
+            if len(b1) == 1 and len(b2) == 1:
+                g.uniform = (b1.pop(), b2.pop())
         covered = {n for g in self.groups for n in g.names}
         if covered != set(names):
             raise ValueError(f"parameters outside every optimiser: {sorted(set(names) - covered)}")
@@ -187,12 +192,22 @@ class BatchedState:
         return out
 
     # -- used by the kernels ----------
-    def param_views(self) -> dict[str, Tensor]:
-        """name → (N, *shape) views of the flat weights (tracked by autograd)."""
-        views: dict[str, Tensor] = {}
+    def param_views(self) -> dict[str, Any]:
+        """name → the weights as autograd-tracked views of the flat tensors.
+
+        With ``vectorize="vmap"`` each value is one (N, *shape) view; with ``"loop"`` it is a
+        :class:`PerModel` tuple of N views (indexing a stacked view per model would make
+        autograd write a full stacked-size gradient for every model and parameter).
+        """
+        views: dict[str, Any] = {}
         for g in self.groups:
             for name, off, shape in zip(g.names, g.offsets, g.shapes, strict=True):
-                views[name] = g.flat[:, off:off + math.prod(shape)].view(self.n, *shape)
+                n = math.prod(shape)
+                if self.vectorize == "vmap":
+                    views[name] = g.flat[:, off:off + n].view(self.n, *shape)
+                else:
+                    views[name] = PerModel(g.flat[i, off:off + n].view(shape)
+                                           for i in range(self.n))
         return views
 
     def map(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -209,14 +224,34 @@ class BatchedState:
         outs = [fn(*_index(args, i)) for i in range(self.n)]
         return _stack(outs)
 
-    def update(self, losses: Tensor, groups: list[_Group]) -> None:
+    def update(self, losses: Tensor, groups: list[_Group], views: dict[str, Tensor]) -> None:
         """Differentiate the N losses (N,) and take one Adam step of the given groups.
 
-        The same arithmetic as ``torch.optim.Adam`` (no weight decay, no AMSGrad), with each
+        ``views`` are the parameter views the losses were computed from; the gradients are
+        taken with respect to them (not the flat tensors: slicing's backward would write a full
+        flat-sized gradient per parameter) and concatenated into one flat gradient per group.
+        The update is ``torch.optim.Adam``'s arithmetic (no weight decay, no AMSGrad) with each
         model's learning rate, betas and step counter: bias corrections in float64 as torch
         computes them on the host, the elementwise part in float32.
         """
-        grads = torch.autograd.grad(losses.sum(), [g.flat for g in groups])
+        loop = self.vectorize == "loop"
+        inputs = [t for g in groups for name in g.names
+                  for t in (views[name] if loop else (views[name],))]
+        raw = torch.autograd.grad(losses.sum(), inputs, allow_unused=True)
+        parts = [torch.zeros_like(v) if d is None else d
+                 for v, d in zip(inputs, raw, strict=True)]
+        grads, at = [], 0
+        for g in groups:
+            k = len(g.names) * (self.n if loop else 1)
+            chunk = parts[at:at + k]
+            at += k
+            if loop:  # (name, model) order → model-major, the flat layout (N, P)
+                per = len(g.names)
+                ordered = [chunk[j * self.n + i].reshape(-1)
+                           for i in range(self.n) for j in range(per)]
+                grads.append(torch.cat(ordered).view(self.n, -1))
+            else:
+                grads.append(torch.cat([d.reshape(self.n, -1) for d in chunk], dim=1))
         with torch.no_grad():
             for g, grad in zip(groups, grads, strict=True):
                 g.count.add_(1)
@@ -224,13 +259,30 @@ class BatchedState:
                 bc2 = 1 - g.beta2 ** g.count
                 step_size = (g.lr / bc1).float()
                 bc2_sqrt = bc2.sqrt().float()
-                g.exp_avg.lerp_(grad, (1 - g.beta1).float())
-                g.exp_avg_sq.mul_(g.beta2.float()).addcmul_(grad, grad * (1 - g.beta2).float())
-                denom = (g.exp_avg_sq.sqrt() / bc2_sqrt).add_(g.eps)
-                g.flat.sub_(step_size * g.exp_avg / denom)
+                if g.uniform:  # one set of Adam settings for all models: scalar arguments
+                    g.exp_avg.lerp_(grad, 1 - g.uniform[0])
+                    g.exp_avg_sq.mul_(g.uniform[1]).addcmul_(grad, grad, value=1 - g.uniform[1])
+                else:
+                    g.exp_avg.lerp_(grad, (1 - g.beta1).float())
+                    g.exp_avg_sq.mul_(g.beta2.float()).addcmul_(grad,
+                                                                grad * (1 - g.beta2).float())
+                denom = g.exp_avg_sq.sqrt().div_(bc2_sqrt).add_(g.eps)
+                upd = torch.div(g.exp_avg, denom, out=denom).mul_(step_size)
+                g.flat.sub_(upd)
+
+
+class PerModel(tuple):
+    """N per-model tensors standing for one stacked parameter (the "loop" layout)."""
+
+    __slots__ = ()
+
+    def detach(self) -> PerModel:
+        return PerModel(t.detach() for t in self)
 
 
 def _index(tree: Any, i: int) -> Any:
+    if isinstance(tree, PerModel):
+        return tree[i]
     if isinstance(tree, Tensor):
         return tree[i]
     if isinstance(tree, dict):

@@ -113,7 +113,7 @@ class VAEKernel(Kernel):
     def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         params = st.param_views()
         out = st.map(self._one, params, inputs["x"], inputs["eps"], st.hyper, st.step)
-        st.update(out["loss"], st.groups)
+        st.update(out["loss"], st.groups, params)
         return {k: v.detach() for k, v in out.items()}
 
 
@@ -246,11 +246,11 @@ class FactorKernel(Kernel):
         d_groups = [g for g in st.groups if g.prefix == "discriminator"]
         pd = _sub(params, "discriminator")
         d_loss, d_acc = st.map(self._d_loss, pd, z.detach(), z_perm)
-        st.update(d_loss, d_groups)
+        st.update(d_loss, d_groups, params)
         # 2) the VAE step with the updated discriminator (fresh views of its updated weights)
         pd = {k: v.detach() for k, v in _sub(st.param_views(), "discriminator").items()}
         out = st.map(self._objective, vae_p, pd, x_vae, mean, logvar, z, st.hyper)
-        st.update(out["loss"], [g for g in st.groups if g.prefix != "discriminator"])
+        st.update(out["loss"], [g for g in st.groups if g.prefix != "discriminator"], params)
         out = {k: v.detach() for k, v in out.items()}
         out.update(d_loss=d_loss.detach(), d_accuracy=d_acc.detach())
         return out
