@@ -236,6 +236,13 @@ def test_cached_geometry_is_used(data, monkeypatch, tmp_path):
     assert list((tmp_path / "cache").glob("shapes3d-geometry-*.npy"))
     images = fresh.images_from_classes(torch.tensor([[0, 0, 0, 0, 0, 0]]), CPU)
     assert (images == 128).all()
+    # a request touching many geometries goes through the (now cached) 480 as well
+    for path in (tmp_path / "cache").glob("shapes3d-geometry-*"):
+        path.unlink()
+    many = Shapes3D()
+    classes = many.index_to_classes(np.arange(480) * 481)  # index % 480: all 480 geometries
+    assert (many.images_from_classes(classes, CPU) == 128).all()
+    assert list((tmp_path / "cache").glob("shapes3d-geometry-*.npy"))
 
 
 # ---- the official file ------------------------------------------------------------------------

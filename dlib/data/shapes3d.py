@@ -100,6 +100,7 @@ SHAPES3D_RENDERER_VERSION = "s1-" + hashlib.sha1(repr(_CONSTANTS).encode()).hexd
 
 Tensor = torch.Tensor
 _INF = float("inf")
+_ON_DEMAND_LIMIT = 96  # more distinct geometries than this in one call: use the cached 480
 _EPS = 1e-9
 
 
@@ -475,13 +476,23 @@ def save_shapes3d_h5(
     n = int(np.prod(sizes))
     classes = np.stack(np.unravel_index(np.arange(n), sizes), axis=1)
     labels = np.stack([v[classes[:, j]] for j, v in enumerate(vals)], axis=1)
+    # the first classes of each factor keep their official class numbers: trace each needed
+    # geometry once, then compose block by block
+    dev = config.device(device)
+    data = Shapes3D()
+    needed = np.unique((classes[:, 3] * 4 + classes[:, 4]) * 15 + classes[:, 5])
+    if len(needed) == 480:
+        data.geometry(dev)
+    else:
+        geometry = torch.zeros((480, 6, CANVAS, CANVAS), device=dev)
+        geometry[torch.as_tensor(needed, device=dev)] = data._trace_classes(needed, dev)
+        data._geometry[dev] = geometry
     path = Path(path)
     with h5py.File(path, "w") as f:
         images = f.create_dataset("images", (n, CANVAS, CANVAS, 3), dtype=np.uint8)
-        for start in range(0, n, 4096):
-            block = labels[start : start + 4096]
-            imgs = render_shapes3d(*block.T, device=device)
-            images[start : start + len(block)] = imgs.permute(0, 2, 3, 1).cpu().numpy()
+        for start in range(0, n, 4800):
+            block = data.images_from_classes(classes[start : start + 4800], dev)
+            images[start : start + len(block)] = block.permute(0, 2, 3, 1).cpu().numpy()
         f.create_dataset("labels", data=labels)
     return path
 
@@ -555,8 +566,11 @@ class Shapes3D(GroundTruthData):
     def images_from_classes(
         self, classes: torch.Tensor, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """RGB images (N, 3, 64, 64) uint8: drawn (only the geometries needed, unless the
-        cached 480 are already loaded), or looked up in the official file."""
+        """RGB images (N, 3, 64, 64) uint8: drawn, or looked up in the official file.
+
+        Drawing traces only the geometries needed when they are few (a quick run never waits
+        for all 480); with many, or once loaded, the cached 480 of :meth:`geometry` are used.
+        """
         dev = config.device(device)
         arr = self.check_classes(classes)
         if self.file is not None:
@@ -567,10 +581,10 @@ class Shapes3D(GroundTruthData):
         if len(arr) == 0:
             return torch.zeros((0, 3, CANVAS, CANVAS), dtype=torch.uint8, device=dev)
         geo_index = (arr[:, 3] * 4 + arr[:, 4]) * 15 + arr[:, 5]
-        if dev in self._geometry:
-            geometry = self._geometry[dev][torch.as_tensor(geo_index, device=dev)]
-        else:
-            unique, inverse = np.unique(geo_index, return_inverse=True)
+        unique, inverse = np.unique(geo_index, return_inverse=True)
+        if dev in self._geometry or len(unique) > _ON_DEMAND_LIMIT:
+            geometry = self.geometry(dev)[torch.as_tensor(geo_index, device=dev)]
+        else:  # a few geometries: trace just those (nothing is cached)
             geometry = self._trace_classes(unique, dev)[torch.as_tensor(inverse, device=dev)]
         palette = hsv_colours(self._values[0], dev)  # all three hue factors share the grid
         colours = palette[torch.as_tensor(arr[:, :3], device=dev)]
