@@ -1,0 +1,81 @@
+"""Self-checks of Part III's total-correlation chapters: FactorVAE (12) and β-TCVAE (13).
+
+Imported by :mod:`dlib.course.checks`, which registers every ``checks_*`` sibling module. Each
+check recomputes what it needs (closed forms with ``torch.distributions``, exact probabilities),
+so no expected number is stored here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dlib.course.checks import _WrongForm, as_number, exercise_check, parts
+
+# Chapter 12: FactorVAE ---------------------------------------------------------------------------
+
+
+@exercise_check("ex-m12-optimal-logit",
+                answer="a function optimal_logit(z, rho) of a float64 tensor z of shape (B, 2) "
+                       "and a correlation rho that returns the B log-odds")
+def _ex_m12_optimal_logit(answer: Any) -> list[str]:
+    import torch
+
+    if not callable(answer):
+        raise _WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+    g = torch.Generator().manual_seed(12)
+    problems: list[str] = []
+    for rho in (0.0, 0.3, -0.6, 0.9):
+        cov = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=torch.float64)
+        joint = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=torch.float64), cov)
+        marginal = torch.distributions.Normal(torch.zeros((), dtype=torch.float64), 1.0)
+        z = 2 * torch.randn(64, 2, generator=g, dtype=torch.float64)
+        want = joint.log_prob(z) - marginal.log_prob(z).sum(1)
+        try:
+            got = answer(z.clone(), rho)
+        except NotImplementedError:
+            raise
+        except Exception as err:  # noqa: BLE001 - report any failure of the learner's code
+            return [f"For rho = {rho} your function raised {type(err).__name__}: {err}"]
+        got = torch.as_tensor(got, dtype=torch.float64).detach().cpu().reshape(-1)
+        if got.shape != want.shape:
+            return [f"For a batch of 64 codes your function returns shape {tuple(got.shape)}; "
+                    "it should return one log-odds per code, shape (64,)."]
+        if not torch.isfinite(got).all():
+            return [f"For rho = {rho} your function returns non-finite values."]
+        if torch.allclose(got, want, rtol=1e-6, atol=1e-8):
+            continue
+        if torch.allclose(-got, want, rtol=1e-6, atol=1e-8):
+            return ["Your log-odds have the wrong sign: it is log q(z) minus the log marginals."]
+        diff = got - want
+        if torch.allclose(diff, diff[0].expand_as(diff), atol=1e-6):
+            problems.append(f"For rho = {rho} your log-odds are off by the constant "
+                            f"{float(diff[0]):+.4g}: check the log-determinant term.")
+        else:
+            problems.append(f"For rho = {rho} your log-odds differ from the exact ones, e.g. "
+                            f"{float(got[0]):.6g} instead of {float(want[0]):.6g} for "
+                            f"z = {z[0].tolist()}: check the quadratic form.")
+        break
+    return problems
+
+
+@exercise_check("ex-m12-unpermuted",
+                answer="a dict with keys (8, 2) and (8, 3), each the simulated fraction of "
+                       "permuted rows that equal an original row (a number)")
+def _ex_m12_unpermuted(answer: Any) -> list[str]:
+    values = {k: as_number(v, f"the fraction for (B, D) = {k}")
+              for k, v in parts(answer, [(8, 2), (8, 3)]).items()}
+    problems = []
+    for (b, d), got in values.items():
+        want = b ** (1 - d)
+        if not 0 <= got <= 1:
+            problems.append(f"The fraction for (B, D) = {(b, d)} is {got:.4g}; a fraction lies "
+                            "in [0, 1].")
+        elif math.isclose(got, b ** (-d), rel_tol=0.15):
+            problems.append(f"The fraction for (B, D) = {(b, d)} looks like B^(-D): the common "
+                            "index can be any of the B rows.")
+        elif abs(got - want) > 0.1 * want + 0.002:
+            problems.append(f"The fraction for (B, D) = {(b, d)} is {got:.4g}, too far from the "
+                            "exact probability for a simulation of 20,000 batches: count a row "
+                            "when all D of its coordinates come from the same original row.")
+    return problems

@@ -1,0 +1,36 @@
+"""Wrong answers for the self-checks of chapters 12 (FactorVAE) and 13 (β-TCVAE)."""
+
+import math
+
+
+def _logit(sign=1.0, logdet=True, linear=False):
+    def f(z, rho):
+        z1, z2 = z[:, 0], z[:, 1]
+        r2 = abs(rho) if linear else rho**2
+        const = -0.5 * math.log(1 - rho**2) if logdet else 0.0
+        return sign * (const - (r2 * z1**2 - 2 * rho * z1 * z2 + r2 * z2**2) / (2 * (1 - rho**2)))
+    return f
+
+
+def _joint_only(z, rho):
+    """log q(z) without subtracting the marginals."""
+    z1, z2 = z[:, 0], z[:, 1]
+    return (-math.log(2 * math.pi) - 0.5 * math.log(1 - rho**2)
+            - (z1**2 - 2 * rho * z1 * z2 + z2**2) / (2 * (1 - rho**2)))
+
+
+WRONG_ANSWERS = {
+    "ex-m12-optimal-logit": [
+        _logit(sign=-1.0),  # flipped sign
+        _logit(logdet=False),  # the -½ log(1 - ρ²) term forgotten
+        _logit(linear=True),  # |ρ| instead of ρ² on the squares
+        _joint_only,  # log q(z) instead of the log-odds
+        "not a function",
+    ],
+    "ex-m12-unpermuted": [
+        {(8, 2): 1 / 64, (8, 3): 1 / 512},  # B^(-D)
+        {(8, 2): 1 / 8, (8, 3): 1 / 8},  # 1/B for every D
+        {(8, 2): 1 / 64, (8, 3): 1 / 8},  # swapped
+        {(8, 2): 0.125},  # a key missing
+    ],
+}
