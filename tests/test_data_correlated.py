@@ -183,6 +183,8 @@ def test_training_view_draws_the_correlated_multiset(digits, dsprites):
     assert not isinstance(test, ResampledDeviceData) and len(test) == 30
     with pytest.raises(ValueError, match="which"):
         split.to_device("validation", CPU)
+    with pytest.raises(ValueError, match="no test set"):
+        split.to_device("test", CPU)
 
 
 def test_fit_trains_on_the_correlated_view(digits):

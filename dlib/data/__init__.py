@@ -77,6 +77,9 @@ def load(name: str, **options) -> GroundTruthData:
     dSprites and its variants take ``path=`` (the official npz; without it they are drawn
     procedurally) and ``md5=`` (the expected checksum, ``None`` to skip); ``scream_dsprites``
     also takes ``scream_path=`` (an image file for the background).
+    ``shapes3d`` is drawn procedurally unless ``path=`` names ``3dshapes.h5`` (``md5=``);
+    ``colored_digits`` needs no file; ``mnist_colored`` (``path=``, ``split=``) and
+    ``smallnorb`` (``path=``, a directory) read files you supply.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")

@@ -190,6 +190,8 @@ class CorrelatedSplit:
         """
         dev = config.device(device)
         index = self._indices(which)
+        if len(index) == 0:
+            raise ValueError(f"this split holds no {which} set (test_size=0)")
         distinct, positions = np.unique(index, return_inverse=True)
         classes = self.data.index_to_classes(distinct)
         images = self.data.images_from_classes(torch.as_tensor(classes), dev)
