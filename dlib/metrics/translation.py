@@ -136,7 +136,7 @@ class TranslationNet(nn.Module):
             )
         elif kind == "affine":
             p = c * h * w
-            if p > 20_000:
+            if p > 3 * 64 * 64:
                 raise ValueError(f"kind='affine' on {p} pixels would need {p * p} weights")
             last = nn.Linear(p, p)
             self.residual = nn.Sequential(nn.Flatten(), last, nn.Unflatten(1, (c, h, w)))
