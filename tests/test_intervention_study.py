@@ -65,3 +65,12 @@ def test_tiny_cpu_run_writes_a_result_with_provenance(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "work").glob("*.json")} == stamp
     again = json.loads((tmp_path / "res" / "intervention.json").read_text())
     assert again["rows"] == rows
+    # a later command for another method adds its rows to the same result file
+    argv2 = [a if a != "factor_vae_10" else "beta_tcvae" for a in argv]
+    argv2.remove("intervention")
+    assert study.main(argv2) == 0
+    final = results.load(study.RESULT_NAME, root=tmp_path / "res").data
+    assert {r["method"] for r in final["rows"]} == {"intervention", "factor_vae_10", "beta_tcvae"}
+    assert len(final["rows"]) == 6
+    with pytest.raises(ValueError, match="unknown dataset"):
+        study.run(datasets=("no_such_data",), out=tmp_path / "x", tiny=True)
