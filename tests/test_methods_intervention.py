@@ -231,3 +231,30 @@ def test_w_network_clamp_keeps_weights_finite():
     w = w_net(_x(2))
     torch.testing.assert_close(w, torch.full((2,), math.exp(2.0)))
     assert F.logsigmoid(torch.tensor(-80.0)).isfinite()
+
+
+# ---- Eq. (1) and Proposition 2 on an exact grid --------------------------------------------------
+def test_intervened_distribution_matches_a_plain_loop_and_the_ratio_restores_p():
+    from dlib.methods.intervention import density_ratio, intervened_distribution
+
+    rs = np.random.RandomState(0)
+    p = rs.uniform(size=(3, 4, 2)) ** 3
+    p /= p.sum()
+    q = intervened_distribution(p)
+    ref = np.zeros_like(p)
+    for idx in np.ndindex(*p.shape):
+        for k in range(3):
+            marg_k = sum(p[j] for j in np.ndindex(*p.shape) if j[k] == idx[k])
+            others = sum(p[j] for j in np.ndindex(*p.shape)
+                         if all(j[a] == idx[a] for a in range(3) if a != k))
+            ref[idx] += marg_k * others / 3
+    np.testing.assert_allclose(q, ref, rtol=1e-12)
+    assert q.sum() == pytest.approx(1.0)
+    w = density_ratio(p)
+    np.testing.assert_allclose(q * w, p, rtol=1e-12)  # Proposition 2: w ∘ ṗ = p
+    # independent factors: ṗ = p and every weight is 1
+    ind = np.einsum("i,j,k->ijk", rs.dirichlet(np.ones(3)), rs.dirichlet(np.ones(4)),
+                    rs.dirichlet(np.ones(2)))
+    np.testing.assert_allclose(density_ratio(ind), 1.0, rtol=1e-10)
+    with pytest.raises(ValueError):
+        intervened_distribution(-p)

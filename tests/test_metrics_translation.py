@@ -245,3 +245,20 @@ def test_harness_registration_and_consistency():
     ref = translation(decode, z_tr, z_te, rs, steps=5, lr=1.0)
     assert got == ref
     assert set(got) == {"translation_loss", "translation_loss_per_feature", "num_dead_features"}
+
+
+def test_library_toy_equals_the_test_toy():
+    from dlib.metrics.translation import onehot_toy
+
+    for angle in (0.0, 0.7):
+        codes, dec = onehot_toy(SIZES, angle)
+        ref_codes, ref_dec = toy(angle)
+        np.testing.assert_allclose(codes, ref_codes, atol=1e-6)
+        z = torch.tensor(codes)
+        assert torch.equal(dec(z), ref_dec(z))
+        # exact pair: decoding the codes renders the one-hot observations of the grid
+        want = np.concatenate([np.eye(s)[GRID[:, j].astype(int)] for j, s in enumerate(SIZES)],
+                              1)
+        np.testing.assert_array_equal(dec(z).reshape(len(z), -1).numpy(), want)
+    with pytest.raises(ValueError):
+        onehot_toy((5,))

@@ -63,6 +63,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -91,6 +92,8 @@ __all__ = [
     "intervene",
     "normalised_weights",
     "weighted_adversarial_value",
+    "intervened_distribution",
+    "density_ratio",
 ]
 
 # ---- the paper's λ settings (Appendix C): (λ1 for L_in, λ2 for L_adv, λ3 for L_diff) --------
@@ -244,6 +247,33 @@ def weighted_adversarial_value(real_logits: Tensor, fake_logits: Tensor, weights
     """L_adv = mean log Disc(x̂) + mean (W/N)·log(1 − Disc(x̃)), from logits and *raw* W."""
     wn = normalised_weights(weights)
     return F.logsigmoid(real_logits).mean() + (wn * F.logsigmoid(-fake_logits)).mean()
+
+
+def intervened_distribution(p: np.ndarray) -> np.ndarray:
+    """Eq. (1): ṗ(g) = (1/K) Σ_k p(g_\\k) p(g_k) for a joint ``p`` over K discrete factors.
+
+    ``p`` is a K-dimensional array of probabilities (one axis per factor). Intervening on a
+    uniformly chosen factor k replaces it by an independent draw from its marginal.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim < 1 or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise ValueError("p must be a non-negative, finite array with positive mass")
+    p = p / p.sum()
+    k_total = p.ndim
+    out = np.zeros_like(p)
+    for k in range(k_total):
+        rest = p.sum(axis=tuple(a for a in range(k_total) if a != k), keepdims=True)  # p(g_k)
+        others = p.sum(axis=k, keepdims=True)  # p(g_\\k)
+        out += others * rest
+    return out / k_total
+
+
+def density_ratio(p: np.ndarray) -> np.ndarray:
+    """Proposition 2's weight W = p / ṗ on the grid (0 where p = 0); ṗ·W = p."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p / p.sum()
+    q = intervened_distribution(p)
+    return np.divide(p, q, out=np.zeros_like(p), where=q > 0)
 
 
 @contextlib.contextmanager

@@ -64,6 +64,7 @@ __all__ = [
     "translation",
     "compute_translation",
     "Decode",
+    "onehot_toy",
 ]
 
 Decode = Callable[[Tensor], Tensor]
@@ -365,3 +366,36 @@ def compute_translation(
     z_te, _ = sample_codes_factors(data, represent, num_test, rs, batch_size)
     return translation(decode, z_tr, z_te, rs, num_pairs=num_pairs, feature_dim=feature_dim,
                        steps=steps, lr=lr, kind=kind, device=device)
+
+
+def onehot_toy(sizes: tuple[int, ...] = (5, 6), angle: float = 0.0, repeats: int = 1
+               ) -> tuple[np.ndarray, Decode]:
+    """A tiny exact generator for checking the metric: codes of the full factor grid and their
+    decoder.
+
+    An observation is the concatenation of one one-hot block per factor, (1, 1, Σ sizes). The
+    code is the standardised factor classes with the first two factors rotated by ``angle``
+    (0: disentangled); ``decode`` undoes the rotation, rounds to the nearest class (clipped to
+    the grid) and renders the blocks, so ``decode(codes)`` reproduces the observations exactly.
+    """
+    from dlib.metrics.toy import full_grid
+
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < 2 or min(sizes) < 2:
+        raise ValueError(f"need at least two factors of at least two classes, got {sizes}")
+    grid = np.tile(full_grid(sizes), (check_positive_int(repeats, "repeats"), 1))
+    grid = grid.astype(np.float32)
+    mu, sd = grid.mean(0), grid.std(0)
+    rot = np.eye(len(sizes), dtype=np.float32)
+    c, s = np.cos(angle), np.sin(angle)
+    rot[:2, :2] = [[c, -s], [s, c]]
+    codes = ((grid - mu) / sd) @ rot
+    rot_t, mu_t, sd_t = torch.tensor(rot.T), torch.tensor(mu), torch.tensor(sd)
+
+    def decode(z: Tensor) -> Tensor:
+        g = (z.float().cpu() @ rot_t) * sd_t + mu_t
+        blocks = [F.one_hot(g[:, j].round().clamp(0, n - 1).long(), n).float()
+                  for j, n in enumerate(sizes)]
+        return torch.cat(blocks, 1).reshape(len(z), 1, 1, -1).to(z.device)
+
+    return codes.astype(np.float32), decode
