@@ -366,7 +366,9 @@ def test_short_cpu_run_learns_and_stays_finite(data):
 def test_schedule_for_and_bad_config():
     s = schedule_for(100_000)
     assert s == {"pretrain_steps": 10_000, "beta_ramp_steps": 90_000, "check_every": 1000,
-                 "min_dim_steps": 2000}
+                 "min_dim_steps": 4500}
+    assert schedule_for(1000, num_z1=2)["min_dim_steps"] == 225
+    assert schedule_for(100, num_z1=10)["min_dim_steps"] == 4  # at least two checks
     for bad in (dict(num_z1=0), dict(check_every=0), dict(kl_decay=1.0),
                 dict(code_likelihood="laplace"), dict(pretrain_steps=-1)):
         with pytest.raises(ValueError):

@@ -95,6 +95,7 @@ __all__ = [
     "z2_exhausted",
     "masked_kl",
     "schedule_for",
+    "scripted_peeling",
     "evaluate",
     "run",
     "main",
@@ -122,7 +123,7 @@ class OATConfig:
     code_likelihood: Literal["unit", "posterior"] = "unit"
     kl_decay: float = 0.99  # EMA decay of the running KL averages (≈ 100-step window)
     check_every: int = 1_000  # steps between saturation checks
-    min_dim_steps: int = 2_000  # a dimension is trained at least this long before the next
+    min_dim_steps: int = 4_500  # a dimension is trained at least this long before the next
     saturation_tol: float = 0.02  # relative KL growth per check below which it has saturated
     saturation_floor: float = 0.1  # nats; growth is relative to max(previous KL, this)
     z2_zero_kl: float = 0.1  # nats; z2's total KL below this counts as zero (stop switching)
@@ -490,6 +491,43 @@ class OAT(Method):
         return out
 
 
+# ---- the rules on scripted KL curves (the chapter's picture) ------------------------------------
+def scripted_peeling(steps: int = 4_000, factors: tuple[float, ...] = (3.5, 2.5, 1.5, 1.0),
+                     num_z1: int = 6, rate: float = 0.004) -> dict[str, Any]:
+    """Drive OAT's switching and stopping rules with scripted KL curves instead of a network.
+
+    A toy world: factor i holds ``factors[i]`` nats. Once dimension i of z1 is switched on it
+    absorbs factor i at a speed that grows with β, dKL_i = rate · (β − ½) · (factor_i − KL_i)
+    per step, and z2 holds what the active dimensions have not taken. The rules (the method's
+    own :meth:`OAT.apply_rules`, on :func:`schedule_for` (``steps``)) see only these curves.
+    Returns the curves (``kl_z1`` (steps, K), ``kl_z2``, ``n_active``, ``beta``) and ``method``.
+    """
+    opts = schedule_for(steps, num_z1=num_z1)
+    m = OAT((1, 64, 64), num_z1=num_z1, num_z2=1, **opts)
+    pre, check = opts["pretrain_steps"], opts["check_every"]
+    kl1 = np.zeros((steps, num_z1))
+    kl2 = np.zeros(steps)
+    n_active = np.zeros(steps, dtype=int)
+    beta = np.array([m.beta(t) for t in range(steps)])
+    m.start_oat(pre)
+    nf = min(len(factors), num_z1)
+    target = np.asarray(factors[:nf], dtype=float)
+    for t in range(steps):
+        n = int(m.n_active) if t >= pre else 0
+        if t > 0:
+            kl1[t] = kl1[t - 1]
+        on = min(n, nf)
+        kl1[t, :on] += rate * (beta[t] - 0.5) * (target[:on] - kl1[t, :on])
+        kl2[t] = float(np.sum(factors)) - kl1[t, :nf].sum()
+        n_active[t] = n
+        if t >= pre:
+            m.kl_z1_ema.copy_(torch.as_tensor(kl1[t], dtype=torch.float32) * m.mask)
+            m.kl_z2_ema.fill_(float(kl2[t]))
+            if (t + 1 - pre) % check == 0:
+                m.apply_rules(t + 1)
+    return {"kl_z1": kl1, "kl_z2": kl2, "n_active": n_active, "beta": beta, "method": m}
+
+
 # ---- the ≥ 5-seed experiment (command line) ----------------------------------------------
 RESULT_NAME = "oat"
 
@@ -503,15 +541,23 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
 SCORES = ("factor_vae", "mig", "dci", "beta_vae")
 
 
-def schedule_for(steps: int) -> dict[str, int]:
-    """Schedule options for a run of ``steps`` iterations: 10 % pre-training, β ramped over the
-    rest, a saturation check every 1 % of the run, each dimension kept ≥ 2 checks."""
-    if steps < 1:
-        raise ValueError(f"steps must be positive, got {steps}")
+def schedule_for(steps: int, num_z1: int = 10) -> dict[str, int]:
+    """Schedule options for a run of ``steps`` iterations (the paper gives none).
+
+    10 % pre-training (long enough for the VAE's KL to rise well above the stopping threshold:
+    early in training a VAE's KL is near zero, which the stopping rule would read as "z2 is
+    empty"); β ramped over the remaining 90 %; a saturation check every 1 % of the run; and each
+    z1 dimension trained for at least max(2 checks, OAT phase / (2 K)), so that the K dimensions
+    cannot all be switched on early in the ramp, while β is still too small to push information
+    out of z2 (with a flat KL a new dimension would look "saturated" at once).
+    """
+    if steps < 1 or num_z1 < 1:
+        raise ValueError(f"steps and num_z1 must be positive, got {steps}, {num_z1}")
     pre = steps // 10
     check = max(1, steps // 100)
     return {"pretrain_steps": pre, "beta_ramp_steps": max(1, steps - pre),
-            "check_every": check, "min_dim_steps": 2 * check}
+            "check_every": check,
+            "min_dim_steps": max(2 * check, (steps - pre) // (2 * num_z1))}
 
 
 def metric_options(profile: str) -> dict[str, dict[str, Any]]:
@@ -587,7 +633,7 @@ def run(seeds: list[int], steps: int, out: str | Path, *, batch_size: int = 64,
     device = config.device()
     data = load_data("dsprites")
     dd = data.to_device(device, num=None if profile == "full" else 2_000, seed=0)
-    options = {**schedule_for(steps), **overrides}
+    options = {**schedule_for(steps, overrides.get("num_z1", 10)), **overrides}
     wdir = Path(work) if work else config.cache_dir() / "oat"
     wdir.mkdir(parents=True, exist_ok=True)
     log_every = log_every or max(1, min(1000, steps // 50))
