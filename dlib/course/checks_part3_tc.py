@@ -79,3 +79,75 @@ def _ex_m12_unpermuted(answer: Any) -> list[str]:
                             "exact probability for a simulation of 20,000 batches: count a row "
                             "when all D of its coordinates come from the same original row.")
     return problems
+
+
+# Chapter 13: β-TCVAE -----------------------------------------------------------------------------
+
+
+def _m13_tensors(seed: int, sharp: bool):
+    """The posteriors and samples the exercise cells of chapter 13 draw (same seeds, same order)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    f64 = {"dtype": torch.float64}
+    if sharp:
+        mean = torch.randn(64, 10, generator=g, **f64)
+        logvar = torch.full((64, 10), -2.4, **f64)
+    else:
+        mean = torch.randn(32, 10, generator=g, **f64)
+        logvar = -2 + torch.randn(32, 10, generator=g, **f64)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=g, **f64)
+    return z, mean, logvar
+
+
+@exercise_check("ex-m13-beta1",
+                answer="a number: the batch mean of log q(z|x) − log p(z) for the given "
+                       "posteriors and samples")
+def _ex_m13_beta1(answer: Any) -> list[str]:
+    import torch
+
+    got = as_number(answer, "one_sample_kl")
+    z, mean, logvar = _m13_tensors(13, sharp=False)
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mean), torch.ones_like(mean))
+    want = float((q.log_prob(z) - p.log_prob(z)).sum(1).mean())
+    if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-8):
+        return []
+    if math.isclose(got, -want, rel_tol=1e-6):
+        return ["one_sample_kl has the wrong sign: it is log q(z|x) minus log p(z)."]
+    closed = float((0.5 * (mean**2 + logvar.exp() - logvar - 1)).sum(1).mean())
+    if math.isclose(got, closed, rel_tol=1e-6):
+        return ["That is the closed-form KL; the exercise asks for the one-sample estimate at "
+                "the given samples z."]
+    if math.isclose(got, want * 10, rel_tol=1e-6) or math.isclose(got, want / 32, rel_tol=1e-6):
+        return ["Sum over the 10 latent dimensions and average over the 32 samples."]
+    return [f"one_sample_kl = {got:.6g} is not the one-sample KL of the given batch: evaluate "
+            "both log-densities at z, sum over dimensions, average over the batch."]
+
+
+@exercise_check("ex-m13-dataset-size",
+                answer="a dict with 'mi' and 'tc', the MSS terms with N = 737,280 minus those "
+                       "with N = 4,096 (numbers)")
+def _ex_m13_dataset_size(answer: Any) -> list[str]:
+    from dlib.theory.kl import batch_kl_decomposition
+
+    got = {k: as_number(v, k) for k, v in parts(answer, ("mi", "tc")).items()}
+    z, mean, logvar = _m13_tensors(14, sharp=True)
+    right = batch_kl_decomposition(z, mean, logvar, 4_096, "mss")
+    wrong = batch_kl_decomposition(z, mean, logvar, 737_280, "mss")
+    want = {k: float(wrong[k] - right[k]) for k in ("mi", "tc")}
+    if all(math.isclose(got[k], want[k], rel_tol=1e-6, abs_tol=1e-8) for k in want):
+        return []
+    if all(math.isclose(got[k], -want[k], rel_tol=1e-6) for k in want):
+        return ["Both changes have the wrong sign: subtract the terms with N = 4,096 from those "
+                "with N = 737,280."]
+    if math.isclose(got["mi"], want["tc"], rel_tol=1e-6) and math.isclose(
+            got["tc"], want["mi"], rel_tol=1e-6):
+        return ["'mi' and 'tc' are swapped."]
+    approx = math.log(737_280 / 4_096)
+    if any(math.isclose(abs(got[k]), approx, rel_tol=1e-4) for k in got):
+        return ["log(737280/4096) is the approximation for infinitely sharp posteriors; compute "
+                "the terms on the given posteriors with theory.batch_kl_decomposition."]
+    bad = [k for k in want if not math.isclose(got[k], want[k], rel_tol=1e-6, abs_tol=1e-8)]
+    return [f"The change of {', '.join(bad)} differs from the MSS terms of the given batch "
+            "computed with both values of N."]

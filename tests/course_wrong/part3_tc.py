@@ -34,3 +34,20 @@ WRONG_ANSWERS = {
         {(8, 2): 0.125},  # a key missing
     ],
 }
+
+_LOG180 = math.log(737_280 / 4_096)
+
+WRONG_ANSWERS.update({
+    "ex-m13-beta1": [
+        0.0,  # "the terms cancel to nothing"
+        -1.0,
+        "a string",
+        1e6,
+    ],
+    "ex-m13-dataset-size": [
+        {"mi": _LOG180, "tc": -_LOG180},  # the sharp-posterior approximation, not the batch
+        {"mi": -_LOG180, "tc": _LOG180},  # and with the signs flipped
+        {"mi": 0.0, "tc": 0.0},  # "N does not matter"
+        {"mi": 1.0},  # a key missing
+    ],
+})
