@@ -1,0 +1,39 @@
+"""Self-checks of Part III, chapters 10 (β-VAE) and 11 (AnnealedVAE).
+
+Registered on import (``dlib.course.checks`` imports every ``checks_*`` sibling). Each check
+recomputes the expected answer from a closed form, so no target number is stored here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from dlib.course.checks import _WrongForm, as_number, compare, exercise_check
+
+# Chapter 10: β-VAE ------------------------------------------------------------------------------
+
+
+@exercise_check("ex-m10-channel",
+                answer="a function sigma_for_kl(kl) of a number of nats that returns the "
+                       "posterior standard deviation (one number)")
+def _ex_m10_channel(answer: Any) -> list[str]:
+    if not callable(answer):
+        raise _WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+    kls = [0.05, 0.5, 1.0, 2.3, 5.0]
+    try:
+        got = [as_number(answer(k), f"sigma_for_kl({k})") for k in kls]
+    except _WrongForm:
+        raise
+    except Exception as err:  # the learner's function failed
+        return [f"sigma_for_kl raised {type(err).__name__}: {err}"]
+    want = [math.exp(-k) for k in kls]
+    if any(g <= 0 for g in got):
+        return ["a standard deviation must be positive."]
+    if all(math.isclose(g, math.exp(-2 * k), rel_tol=1e-6) for g, k in zip(got, kls,
+                                                                             strict=True)):
+        return ["that is σ² (the variance) for the given KL; the question asks for σ."]
+    if all(math.isclose(g, math.exp(-k / 2), rel_tol=1e-6) for g, k in zip(got, kls,
+                                                                            strict=True)):
+        return ["the KL is −log σ, not −½ log σ: the ½ cancels against σ² inside the log."]
+    return compare(got, want, "sigma_for_kl at KL = 0.05, 0.5, 1, 2.3, 5 nats", rtol=1e-6)
