@@ -173,3 +173,24 @@ def test_track_tc_rejects_bad_input(tiny):
         tct.track_tc(BetaVAE((1, 64, 64)), train, ev, [0], show_progress=False)
     with pytest.raises(ValueError, match="empty"):
         tct.track_tc(_small_factor_vae(), train, ev, [], show_progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_track_tc_runs_on_cuda():
+    # the full profile of chapter 12: data, model, posteriors and generators all on the GPU
+    ds = dlib.data.load("dsprites")
+    cuda = torch.device("cuda")
+    train, ev = ds.to_device(cuda, num=256, seed=0), ds.to_device(cuda, num=40, seed=1)
+    m = _small_factor_vae()
+    trace = tct.track_tc(m, train, ev, [0, 4], batch_size=16, seed=2, log_every=2,
+                         samples_per_point=4, num_codes=64, show_progress=False)
+    assert next(m.parameters()).device.type == "cuda"
+    assert np.all(np.isfinite(trace.true_tc)) and np.all(np.isfinite(trace.discriminator_tc))
+    mean, logvar = tct.encode_posteriors(m, ev)
+    assert mean.device.type == "cuda"
+    # the exact TC does not depend on where it is computed (up to Monte-Carlo error)
+    tc_gpu, se_gpu = tct.aggregate_tc(mean, logvar, 50, torch.Generator(cuda).manual_seed(0))
+    tc_cpu, se_cpu = tct.aggregate_tc(mean.cpu(), logvar.cpu(), 50,
+                                      torch.Generator().manual_seed(0))
+    assert abs(tc_gpu - tc_cpu) <= 4 * math.hypot(se_gpu, se_cpu) + 1e-9
