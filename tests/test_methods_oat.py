@@ -410,11 +410,13 @@ def test_train_step_does_not_synchronise_on_cuda():
     dd = load("dsprites").to_device("cuda", num=256, seed=0)
     m = OAT((1, 64, 64), **{**_FAST, "check_every": 1}).cuda()
     gen = torch.Generator(device="cuda").manual_seed(0)
-    m.train_step(dd.sample(8, gen), gen)  # the first call reads the step counter once
+    batches = [dd.sample(8, gen) for _ in range(9)]  # drawn first: only train_step is checked
+    m.train_step(batches[0], gen)  # the first call reads the step counter once
+    torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for _ in range(8):  # across the phase switch and several mask switches
-            m.train_step(dd.sample(8, gen), gen)
+        for x in batches[1:]:  # across the phase switch and several mask switches
+            m.train_step(x, gen)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert int(m.n_active) >= 2
