@@ -319,21 +319,28 @@ def test_loader_errors(tmp_path):
 # ---- speed and the GPU --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_full_set_renders_in_reasonable_time(tmp_path, monkeypatch):
-    """All 480 geometries traced and all 480,000 images composed on 2 threads."""
+    """All 480 geometries traced and all 480,000 images composed on 2 threads.
+
+    The bound is on CPU seconds, which a busy shared machine does not inflate the way it
+    inflates wall time (measured: about 7 s to trace, 28 s to compose, on one thread).
+    """
     monkeypatch.setenv("DLIB_CACHE", str(tmp_path))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         data = Shapes3D()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         data.geometry(CPU)
-        traced = time.perf_counter() - start
+        traced = time.process_time() - cpu
         images = data.all_images(CPU)
-        total = time.perf_counter() - start
+        wall, total = time.perf_counter() - start, time.process_time() - cpu
     finally:
         torch.set_num_threads(threads)
-    print(f"traced 480 geometries in {traced:.1f} s; all 480,000 images in {total:.1f} s")
-    assert total < 300
+    print(
+        f"traced 480 geometries in {traced:.1f} CPU s; all 480,000 images in {total:.1f} CPU s"
+        f" ({wall:.1f} s wall)"
+    )
+    assert total < 150
     index = np.random.RandomState(0).choice(480_000, 500, replace=False)
     assert torch.equal(images[index], render(Shapes3D(), data.index_to_classes(index)))
 
