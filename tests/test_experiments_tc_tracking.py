@@ -194,3 +194,40 @@ def test_track_tc_runs_on_cuda():
     tc_cpu, se_cpu = tct.aggregate_tc(mean.cpu(), logvar.cpu(), 50,
                                       torch.Generator().manual_seed(0))
     assert abs(tc_gpu - tc_cpu) <= 4 * math.hypot(se_gpu, se_cpu) + 1e-9
+
+
+def test_factor_vae_step_leaks_no_discriminator_gradient_into_the_encoder():
+    # chapter 12's pitfall: after one train_step the encoder's gradient is exactly that of the
+    # VAE loss under the *updated* discriminator; the discriminator loss (on non-detached codes,
+    # as in the leaky ports) would add a visibly different gradient
+    import copy
+
+    from dlib.methods import reparameterise
+    from dlib.theory.kl import permute_dims
+
+    m = FactorVAE((1, 64, 64), seed=0, gamma=40.0, d_hidden=32, d_depth=2)
+    replica = copy.deepcopy(m)
+    x = torch.bernoulli(torch.full((16, 1, 64, 64), 0.2),
+                        generator=torch.Generator().manual_seed(4))
+    m.train_step(x, torch.Generator().manual_seed(5))
+    # the same iteration by hand on the replica: same draws, D first on detached codes
+    g = torch.Generator().manual_seed(5)
+    replica.setup_optimizers()
+    x_vae, x_perm = x.chunk(2)
+    mean, logvar = replica.encode(x_vae)
+    z = reparameterise(mean, logvar, g)
+    with torch.no_grad():
+        z_perm = permute_dims(reparameterise(*replica.encode(x_perm), g), g)
+    d_opt = replica.optimizers["discriminator"]
+    d_opt.zero_grad()
+    replica.discriminator_loss(z.detach(), z_perm)[0].backward()
+    d_opt.step()
+    for a, b in zip(m.discriminator.parameters(), replica.discriminator.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    enc = list(replica.encoder.parameters())
+    vae_loss = replica._objective(x_vae, mean, logvar, z)["loss"]
+    want = torch.autograd.grad(vae_loss, enc, retain_graph=True)
+    for p, w in zip(m.encoder.parameters(), want, strict=True):
+        torch.testing.assert_close(p.grad, w)
+    leak = torch.autograd.grad(replica.discriminator_loss(z, z_perm)[0], enc)
+    assert sum(float(v.abs().sum()) for v in leak) > 0  # the leaky variant would differ
