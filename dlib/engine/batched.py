@@ -359,8 +359,8 @@ class BatchedTrainer:
         self.device = torch.device(data.device)
         self.kernel = kernel_cls(methods[0])
         self.kernel.prepare(self.device, batch_size)
-        if vectorize is None:
-            vectorize = "vmap" if self.device.type == "cuda" else "loop"
+        if vectorize is None:  # one model needs no batching rules: plain calls are leaner
+            vectorize = "vmap" if self.device.type == "cuda" and len(methods) > 1 else "loop"
         self.state = BatchedState(methods, self.kernel, self.device, vectorize)
         n = len(methods)
         self.first_bad = torch.full((n,), -1, dtype=torch.long, device=self.device)
