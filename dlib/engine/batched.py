@@ -477,12 +477,10 @@ def fit_many(
     ckpts = [None] * len(methods) if checkpoints is None else [Path(c) for c in checkpoints]
     dd = _device_data(data, device)
     dev = torch.device(dd.device)
-    if fast is None:
-        fast = dev.type == "cuda"
     if fast and dev.type != "cuda":
         raise ValueError("fast=True captures CUDA graphs and needs the data on a CUDA device")
     if kernel is None:  # no batched kernel: one after another, with the reference loop
-        if fast:
+        if fast is not None and fast:
             warnings.warn(f"{type(methods[0]).__name__} has no batched kernel; training the "
                           "models one after another with dlib.train.fit", stacklevel=2)
         return [fit(m, dd, steps, batch_size=batch_size, seed=s, log_every=log_every,
@@ -537,8 +535,24 @@ def fit_many(
 
     for m in methods:
         m.train()
-    trainer = BatchedTrainer(methods, dd, batch_size, gens, kernel, graphs=bool(fast), rng=rng,
-                             vectorize=vectorize)
+    auto = fast is None
+    if auto:
+        fast = dev.type == "cuda"
+    gen_states = [g.get_state() for g in gens]
+    try:
+        trainer = BatchedTrainer(methods, dd, batch_size, gens, kernel, graphs=bool(fast),
+                                 rng=rng, vectorize=vectorize)
+    except Exception as err:  # noqa: BLE001 - only when the caller left the choice to us
+        if not (auto and fast):
+            raise
+        # the methods still hold their weights (the trainer works on copies); rewind the
+        # generators the warm-up used and train eagerly, with a visible warning
+        warnings.warn(f"CUDA-graph capture failed ({type(err).__name__}: {err}); training "
+                      "the batched step eagerly instead", stacklevel=2)
+        for g, st in zip(gens, gen_states, strict=True):
+            g.set_state(st)
+        trainer = BatchedTrainer(methods, dd, batch_size, gens, kernel, graphs=False,
+                                 vectorize=vectorize)
     t0 = time.perf_counter() - (histories[0].seconds[-1] if histories[0].seconds else 0.0)
     bar = progress(total=steps, initial=start, **({} if show_progress else {"disable": True}))
     step = start
