@@ -117,8 +117,11 @@ def command(name: str, **overrides: Any) -> str:
 
 # ---- building, training, evaluating one model ------------------------------------------------
 def build_method(exp: Experiment, setting: dict[str, Any], seed: int,
-                 image_shape: tuple[int, int, int]) -> Any:
-    """The method of ``exp`` with ``setting`` and initialisation seed ``seed``."""
+                 image_shape: tuple[int, int, int], dataset_size: int = 737_280) -> Any:
+    """The method of ``exp`` with ``setting`` and initialisation seed ``seed``.
+
+    ``dataset_size`` is the number of training images (β-TCVAE's estimators need it).
+    """
     options = {**exp.fixed, **setting, "seed": int(seed)}
     if exp.method == "infogan":
         from dlib.methods import InfoGAN
@@ -127,7 +130,7 @@ def build_method(exp: Experiment, setting: dict[str, Any], seed: int,
     from dlib.methods import build
 
     if exp.method == "beta_tc_vae":
-        options.setdefault("dataset_size", 737_280)
+        options.setdefault("dataset_size", int(dataset_size))
     return build(exp.method, image_shape, **options)
 
 
@@ -272,7 +275,7 @@ def run(name: str, *, seeds: list[int] | None = None, steps: int | None = None,
     for setting in exp.settings:
         todo = [s for s in seeds if not (wdir / f"{tag(setting, s)}.eval.json").exists()]
         if todo:
-            methods = [build_method(exp, setting, s, image_shape) for s in todo]
+            methods = [build_method(exp, setting, s, image_shape, len(dd)) for s in todo]
             ckpts = [wdir / f"{tag(setting, s)}.pt" for s in todo]
             histories = _train(methods, dd, steps, todo, ckpts, exp.batch_size, log_every,
                                batched, show_progress, fit, load_checkpoint, save_checkpoint,
