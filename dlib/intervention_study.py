@@ -172,7 +172,7 @@ def run(
     """Train and score every (dataset, training set, method, seed); write the result file.
 
     ``out`` is the results folder (default ``book/results``); ``work`` keeps checkpoints and
-    per-model scores (default ``<out>/../.work/intervention``) so a rerun resumes. ``tiny``
+    per-model scores (default ``<dlib cache>/intervention_study``) so a rerun resumes. ``tiny``
     shrinks the data and the metric sample sizes for a CPU smoke test (its numbers mean
     nothing).
     """
@@ -180,13 +180,13 @@ def run(
 
     prov = _results.Provenance(command)
     out = Path(out) if out is not None else _results.results_dir()
-    work = Path(work) if work is not None else out.parent / ".work" / RESULT_NAME
-    work.mkdir(parents=True, exist_ok=True)
+    work = Path(work) if work is not None else config.cache_dir() / "intervention_study"
     dev = config.device(device)
     for name in methods:
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
     splits = {dataset: _split(dataset, tiny, seed=0) for dataset in datasets}  # fail fast
+    work.mkdir(parents=True, exist_ok=True)
     settings = {"steps": steps, "batch_size": batch_size, "tiny": tiny}
     path = None
     for dataset, (data, split) in splits.items():

@@ -73,4 +73,6 @@ def test_tiny_cpu_run_writes_a_result_with_provenance(tmp_path):
     assert {r["method"] for r in final["rows"]} == {"intervention", "factor_vae_10", "beta_tcvae"}
     assert len(final["rows"]) == 6
     with pytest.raises(ValueError, match="unknown dataset"):
-        study.run(datasets=("no_such_data",), out=tmp_path / "x", tiny=True)
+        study.run(datasets=("no_such_data",), out=tmp_path / "x", work=tmp_path / "w2",
+                  tiny=True)
+    assert not (tmp_path / "w2").exists()
