@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dlib.course.checks import _WrongForm, as_number, compare, exercise_check
+from dlib.course.checks import _WrongForm, as_number, compare, exercise_check, parts
 
 # Chapter 10: β-VAE ------------------------------------------------------------------------------
 
@@ -37,3 +37,33 @@ def _ex_m10_channel(answer: Any) -> list[str]:
                                                                             strict=True)):
         return ["the KL is −log σ, not −½ log σ: the ½ cancels against σ² inside the log."]
     return compare(got, want, "sigma_for_kl at KL = 0.05, 0.5, 1, 2.3, 5 nats", rtol=1e-6)
+# Chapter 11: AnnealedVAE ------------------------------------------------------------------------
+
+
+@exercise_check("ex-m11-nats",
+                answer="a dict with 'H_factors', 'H_position' and 'excess' (numbers, in nats)")
+def _ex_m11_nats(answer: Any) -> list[str]:
+    values = {k: as_number(v, k)
+              for k, v in parts(answer, ("H_factors", "H_position", "excess")).items()}
+    sizes = (3, 6, 40, 32, 32)  # dSprites: shape, scale, orientation, posX, posY
+    h_factors = sum(math.log(k) for k in sizes)
+    h_position = math.log(32 * 32)
+    want = {"H_factors": h_factors, "H_position": h_position, "excess": 25.0 - h_factors}
+    problems = []
+    for key, target in want.items():
+        got = values[key]
+        if math.isclose(got, target, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        if math.isclose(got * math.log(2), target, rel_tol=1e-4) or (
+                key == "excess" and math.isclose(25.0 - got, h_factors / math.log(2),
+                                                 rel_tol=1e-4)):
+            problems.append(f"{key} is in bits: use natural logarithms (nats).")
+        elif key == "H_factors" and math.isclose(got, math.log(sum(sizes)), rel_tol=1e-4):
+            problems.append("H_factors: the entropies of independent uniform factors add, so "
+                            "it is log of the *product* of the numbers of values.")
+        elif key == "excess" and math.isclose(got, -(25.0 - h_factors), rel_tol=1e-4):
+            problems.append("excess has the wrong sign: it is C_max minus the factors' entropy.")
+        else:
+            problems.append(f"{key} = {got:.6g} is not right; every factor is uniform and "
+                            "independent of the others.")
+    return problems

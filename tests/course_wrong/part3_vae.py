@@ -10,4 +10,19 @@ WRONG_ANSWERS = {
         lambda kl: -math.exp(-kl),  # negative
         "exp(-kl)",  # not a function
     ],
+    "ex-m11-nats": [
+        # bits instead of nats
+        {"H_factors": math.log2(737_280), "H_position": math.log2(1024),
+         "excess": 25 - math.log2(737_280)},
+        # log of the sum of the numbers of values
+        {"H_factors": math.log(3 + 6 + 40 + 32 + 32), "H_position": math.log(1024),
+         "excess": 25 - math.log(737_280)},
+        # the sign of the excess
+        {"H_factors": math.log(737_280), "H_position": math.log(1024),
+         "excess": math.log(737_280) - 25},
+        # one position only
+        {"H_factors": math.log(737_280), "H_position": math.log(32),
+         "excess": 25 - math.log(737_280)},
+        {"H_factors": math.log(737_280)},  # incomplete
+    ],
 }
