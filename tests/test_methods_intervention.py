@@ -224,6 +224,21 @@ def test_train_step_on_cuda_matches_shapes_and_is_finite():
     assert np.isfinite(h["loss"]).all() and next(m.parameters()).is_cuda
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_step_does_not_synchronise_with_the_host():
+    m = Intervention(SHAPE, seed=0).cuda()
+    x = load("dsprites").to_device("cuda", num=64, seed=0).images.float()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    m.train_step(x, gen)  # warm-up: optimiser states are created
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        m.train_step(x, gen)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def test_w_network_clamp_keeps_weights_finite():
     w_net = ImageCritic(SHAPE, "exp", clamp=2.0)
     with torch.no_grad():

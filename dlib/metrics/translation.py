@@ -105,7 +105,9 @@ def set_feature(z: Tensor, feature: Tensor | int, value: Tensor, feature_dim: in
         raise ValueError(f"value must be (B, {feature_dim}) or ({feature_dim},), "
                          f"got {tuple(value.shape)}")
     blocks = z.reshape(b, k_total, feature_dim)
-    mask = F.one_hot(k, k_total).to(z.dtype).unsqueeze(-1)  # (B, K, 1)
+    # (B, K, 1) indicator of the replaced feature; a comparison, not F.one_hot (which checks
+    # its indices on the host)
+    mask = (torch.arange(k_total, device=z.device) == k[:, None]).to(z.dtype).unsqueeze(-1)
     out = blocks * (1 - mask) + value.unsqueeze(1) * mask
     return out.reshape(b, d)
 
