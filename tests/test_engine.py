@@ -13,6 +13,7 @@ from torch import nn
 
 from dlib.data import load
 from dlib.engine import check_compatible, fit_fast, fit_many, kernel_for
+from dlib.engine.batched import BatchedTrainer
 from dlib.methods import (
     DIPVAE,
     AnnealedVAE,
@@ -250,3 +251,26 @@ def test_unsupported_methods_fall_back_to_fit():
 
     # a subclass that changes the objective is not batched behind its back
     assert kernel_for(Custom((1, 64, 64))) is None
+
+
+@pytest.mark.parametrize("vectorize", ["loop", "vmap"])
+def test_flat_adam_matches_per_tensor_adam(data, vectorize):
+    """The flat (N, P) Adam of the GPU path against torch's per-tensor arithmetic (CPU path),
+    with different Adam settings per model."""
+    kws = [dict(gamma=10.0, seed=0, lr=1e-3), dict(gamma=40.0, seed=1, lr=3e-4, d_lr=3e-4)]
+    outs = []
+    for adam in ("per_tensor", "flat"):
+        ms = [small(FactorVAE, **k) for k in kws]
+        for m in ms:
+            m.setup_optimizers()
+            m.train()
+        gens = [torch.Generator().manual_seed(5 + i) for i in range(len(ms))]
+        trainer = BatchedTrainer(ms, data, 8, gens, kernel_for(ms[0]), vectorize=vectorize,
+                                 adam=adam)
+        trainer.run(10)
+        trainer.sync()
+        outs.append([params(m) for m in ms])
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    with pytest.raises(ValueError, match="adam"):
+        BatchedTrainer(ms, data, 8, gens, kernel_for(ms[0]), adam="sgd")

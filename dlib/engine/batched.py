@@ -83,12 +83,19 @@ class BatchedState:
     """The stacked weights, Adam states, hyperparameters and step counters of N models."""
 
     def __init__(self, methods: list[Method], kernel: Kernel, device: torch.device,
-                 vectorize: str = "vmap") -> None:
+                 vectorize: str = "vmap", adam: str | None = None) -> None:
         if vectorize not in ("vmap", "loop"):
             raise ValueError(f"vectorize must be 'vmap' or 'loop', got {vectorize!r}")
+        if adam is None:  # per tensor where it is exact and cache-friendly: the CPU loop
+            adam = "per_tensor" if device.type == "cpu" and vectorize == "loop" else "flat"
+        if adam not in ("flat", "per_tensor"):
+            raise ValueError(f"adam must be 'flat' or 'per_tensor', got {adam!r}")
+        if adam == "per_tensor" and device.type != "cpu":
+            raise ValueError("the per-tensor Adam reads step counters on the host: CPU only")
         self.n = len(methods)
         self.device = device
         self.vectorize = vectorize
+        self.adam = adam
         first = methods[0]
         names = dict(first.named_parameters())
         by_id = {id(p): name for name, p in names.items()}
@@ -240,6 +247,9 @@ class BatchedState:
         raw = torch.autograd.grad(losses.sum(), inputs, allow_unused=True)
         parts = [torch.zeros_like(v) if d is None else d
                  for v, d in zip(inputs, raw, strict=True)]
+        if self.adam == "per_tensor":
+            self._adam_per_tensor(groups, parts)
+            return
         grads, at = [], 0
         for g in groups:
             k = len(g.names) * (self.n if loop else 1)
@@ -269,6 +279,38 @@ class BatchedState:
                 denom = g.exp_avg_sq.sqrt().div_(bc2_sqrt).add_(g.eps)
                 upd = torch.div(g.exp_avg, denom, out=denom).mul_(step_size)
                 g.flat.sub_(upd)
+
+
+    @torch.no_grad()
+    def _adam_per_tensor(self, groups: list[_Group], parts: list[Tensor]) -> None:
+        """The CPU's update: torch's single-tensor Adam, one (model, parameter) at a time.
+
+        Each tensor stays in cache through all of Adam's passes (streaming whole (N, P) flats
+        through memory once per pass is slower on a CPU), no flat gradient is assembled, and
+        the step counters may be read on the host (nothing is captured on a CPU), so the
+        arithmetic is exactly ``torch.optim.Adam``'s.
+        """
+        loop = self.vectorize == "loop"
+        at = 0
+        for g in groups:
+            g.count.add_(1)
+            counts = g.count[:, 0].tolist()
+            lrs, b1s, b2s = g.lr[:, 0].tolist(), g.beta1[:, 0].tolist(), g.beta2[:, 0].tolist()
+            epss = g.eps[:, 0].tolist()
+            for j, (off, shape) in enumerate(zip(g.offsets, g.shapes, strict=True)):
+                n = math.prod(shape)
+                for i in range(self.n):
+                    grad = parts[at + j * self.n + i] if loop else parts[at + j][i]
+                    p = g.flat[i, off:off + n].view(shape)
+                    m = g.exp_avg[i, off:off + n].view(shape)
+                    v = g.exp_avg_sq[i, off:off + n].view(shape)
+                    t, b1, b2 = counts[i], b1s[i], b2s[i]
+                    m.lerp_(grad, 1 - b1)
+                    v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                    step_size = lrs[i] / (1 - b1 ** t)
+                    denom = (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(epss[i])
+                    p.addcdiv_(m, denom, value=-step_size)
+            at += len(g.names) * (self.n if loop else 1)
 
 
 class PerModel(tuple):
@@ -351,7 +393,7 @@ class BatchedTrainer:
     def __init__(self, methods: list[Method], data: Any, batch_size: int,
                  generators: list[torch.Generator], kernel_cls: type[Kernel],
                  graphs: bool = False, rng: str = "auto",
-                 vectorize: str | None = None) -> None:
+                 vectorize: str | None = None, adam: str | None = None) -> None:
         self.methods = methods
         self.data = data
         self.batch_size = batch_size
@@ -361,7 +403,7 @@ class BatchedTrainer:
         self.kernel.prepare(self.device, batch_size)
         if vectorize is None:  # one model needs no batching rules: plain calls are leaner
             vectorize = "vmap" if self.device.type == "cuda" and len(methods) > 1 else "loop"
-        self.state = BatchedState(methods, self.kernel, self.device, vectorize)
+        self.state = BatchedState(methods, self.kernel, self.device, vectorize, adam)
         n = len(methods)
         self.first_bad = torch.full((n,), -1, dtype=torch.long, device=self.device)
         self.sums: dict[str, Tensor] = {}
