@@ -68,6 +68,7 @@ __all__ = [
     "factor_subset",
     "factor_thresholds",
     "TwoImageToy",
+    "inactive_group_step",
     "NMIProbe",
     "NMITrace",
     "track_nmi",
@@ -351,6 +352,32 @@ class DEFT(VAE):
             max=self.num_stages - 1)[0]
         return beta * kl_dims.sum(), {"beta": beta.detach(), "kl_groups": kl_groups.detach(),
                                       "stage": stage.to(kl_dims.dtype)}
+
+
+def inactive_group_step(image_shape: tuple[int, int, int], x: Tensor, gamma: float,
+                        gradient_scale: float = 1.0, group: int = 2, seed: int = 0) -> Tensor:
+    """The parameter change of encoder ``group`` (inactive in stage 0) in DEFT's first step.
+
+    ``gradient_scale`` multiplies the gradients of every group but group 0 before Adam steps:
+    the "naive" secondary rate. In float64, so that the comparison is not blurred by rounding.
+    Used to show that ``gamma`` scales the step and ``gradient_scale`` does not.
+    """
+    model = DEFT(image_shape, gamma=gamma, seed=seed).double()
+    model.setup_optimizers()
+    params = list(model.encoder.groups[group].parameters())
+    before = torch.cat([p.detach().flatten() for p in params])
+    adam_step = model.optimizers["main"].step
+
+    def step_with_scaled_gradients(*args: Any, **kwargs: Any) -> Any:
+        for enc in list(model.encoder.groups)[1:]:
+            for p in enc.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(gradient_scale)
+        return adam_step(*args, **kwargs)
+
+    model.optimizers["main"].step = step_with_scaled_gradients  # type: ignore[method-assign]
+    model.train_step(x.double(), torch.Generator(device=x.device).manual_seed(seed + 1))
+    return torch.cat([p.detach().flatten() for p in params]) - before
 
 
 # ---- the anneal test ---------------------------------------------------------------------------
