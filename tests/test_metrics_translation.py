@@ -199,6 +199,14 @@ def test_dead_feature_is_counted_and_translates_trivially():
 
     r = translation(dec3, dead, dead, 0, steps=0, lr=1.0)
     assert r["num_dead_features"] == 1
+    # a feature that varies but that the decoder ignores is just as dead
+    noisy = dead.copy()
+    noisy[:, 2] = np.random.RandomState(0).randn(len(noisy))
+    r2 = translation(dec3, noisy, noisy, 0, steps=0, lr=1.0)
+    assert r2["num_dead_features"] == 1 and r2["image_change_per_feature"][2] == 0.0
+    # mean |u − v| by hand for feature 0: a and b are different classes of factor 0, so each
+    # pair differs in exactly two of the 11 one-hot pixels
+    assert r2["image_change_per_feature"][0] == pytest.approx(2 / 11)
     # u = v for the dead feature: the copy prior's loss, −log 0.99 per pixel, by hand
     assert r["translation_loss_per_feature"][2] == pytest.approx(-11 * math.log(0.99), rel=1e-5)
 
@@ -244,7 +252,8 @@ def test_harness_registration_and_consistency():
     z_te, _ = sample_codes_factors(data, represent, 30, rs, 16)
     ref = translation(decode, z_tr, z_te, rs, steps=5, lr=1.0)
     assert got == ref
-    assert set(got) == {"translation_loss", "translation_loss_per_feature", "num_dead_features"}
+    assert set(got) == {"translation_loss", "translation_loss_per_feature",
+                        "image_change_per_feature", "num_dead_features"}
 
 
 def test_library_toy_equals_the_test_toy():

@@ -25,9 +25,10 @@ What the paper leaves open and what we chose (each a documented argument, not th
   the reported L̃_trans is the per-image *sum* over pixels averaged over pairs (the library's
   reconstruction convention). Plain gradient descent on the whole set D, as Algorithm 1 says.
 * **Values a, b** are the feature's values in two random codes of D (samples of p(z_k));
-  if they coincide another code with a different value is taken; a constant (dead) feature
-  gives u = v, a trivially easy translation: the metric cannot see a collapsed dimension,
-  which is why it is reported together with the number of dead features.
+  if they coincide another code with a different value is taken. A feature the decoder
+  ignores (or a constant one) gives u ≈ v, a trivially easy translation: the metric cannot see
+  a collapsed dimension, which is why it is reported together with each feature's mean pixel
+  change |u − v| and the number of dead features (change below ``inert_tol`` = 1e-3).
 * **Every feature** is translated with the same pairs of code indices and the same initial M,
   so permuting the code dimensions permutes the per-feature losses and leaves the mean fixed.
 
@@ -268,6 +269,13 @@ def translation_loss(
     ``codes_train`` (D) and ``codes_test`` (D̃) are (N, D) arrays or tensors; ``decode`` maps
     codes to images in [0, 1]. M starts from the initialisation drawn with ``seed``.
     """
+    return _loss_and_change(decode, codes_train, codes_test, feature, value_a, value_b,
+                            feature_dim, steps, lr, kind, seed, device)[0]
+
+
+def _loss_and_change(decode, codes_train, codes_test, feature, value_a, value_b, feature_dim,
+                     steps, lr, kind, seed, device) -> tuple[float, float]:
+    """The held-out loss and the mean absolute pixel change |u − v| on D."""
     dev = torch.device(device) if device is not None else torch.device("cpu")
     z_tr = torch.as_tensor(as_codes(codes_train, "codes_train"), dtype=torch.float32, device=dev)
     z_te = torch.as_tensor(as_codes(codes_test, "codes_test"), dtype=torch.float32, device=dev)
@@ -281,7 +289,7 @@ def translation_loss(
         u_te, v_te = translation_pairs(decode, z_te, feature, a, b, feature_dim)
     net, params = _initial_params(tuple(u.shape[1:]), kind, seed, dev)
     loss = held_out_translation_loss(net, params, u, v, u_te, v_te, steps, lr)
-    return float(loss.detach())
+    return float(loss.detach()), float((u - v).abs().mean())
 
 
 def translation(
@@ -296,6 +304,7 @@ def translation(
     lr: float = 1.0,
     kind: str = "auto",
     device: torch.device | str | None = None,
+    inert_tol: float = 1e-3,
 ) -> dict[str, Any]:
     """The translation metric over every feature: ``{"translation_loss", ...}`` (lower=better).
 
@@ -303,7 +312,9 @@ def translation(
     ``random_state`` and one initial M is drawn; every feature k uses them (value a, b = the
     k-th features of the two codes), so a permutation of the features permutes
     ``translation_loss_per_feature`` and leaves the mean unchanged. Returns the mean over
-    features and draws, the per-feature means, and the number of constant (dead) features.
+    features and draws, the per-feature means, the mean absolute pixel change |u − v| of each
+    feature's pairs, and the number of *dead* features: those whose change is below
+    ``inert_tol`` (the decoder ignores them, so their translation is trivially easy).
     """
     rs = as_random_state(random_state)
     z_tr = as_codes(codes_train, "codes_train")
@@ -316,8 +327,8 @@ def translation(
         raise ValueError(f"code width {z_tr.shape[1]} is not a multiple of {feature_dim}")
     k_total = z_tr.shape[1] // feature_dim
     blocks = z_tr.reshape(len(z_tr), k_total, feature_dim)
-    dead = [bool(np.all(blocks[:, k] == blocks[:1, k])) for k in range(k_total)]
     losses = np.zeros((k_total, num_pairs))
+    change = np.zeros((k_total, num_pairs))
     for r in range(num_pairs):
         order = rs.permutation(len(z_tr))
         seed = int(rs.randint(2**31 - 1))
@@ -326,14 +337,15 @@ def translation(
             a = blocks[ia, k]
             differs = np.flatnonzero(np.any(blocks[order, k] != a, axis=1))
             b = blocks[order[differs[0]], k] if len(differs) else a
-            losses[k, r] = translation_loss(
-                decode, z_tr, z_te, k, a, b, feature_dim=feature_dim, steps=steps, lr=lr,
-                kind=kind, seed=seed, device=device)
+            losses[k, r], change[k, r] = _loss_and_change(
+                decode, z_tr, z_te, k, a, b, feature_dim, steps, lr, kind, seed, device)
     per_feature = losses.mean(axis=1)
+    change_per_feature = change.mean(axis=1)
     return {
         "translation_loss": float(per_feature.mean()),
         "translation_loss_per_feature": per_feature.tolist(),
-        "num_dead_features": int(sum(dead)),
+        "image_change_per_feature": change_per_feature.tolist(),
+        "num_dead_features": int((change_per_feature < inert_tol).sum()),
     }
 
 
@@ -351,6 +363,7 @@ def compute_translation(
     kind: str = "auto",
     batch_size: int = 16,
     device: torch.device | str | None = None,
+    inert_tol: float = 1e-3,
 ) -> dict[str, Any]:
     """The translation metric with the harness's sampling: D then D̃ drawn from ``data``,
     encoded with ``represent``; ``decode`` (required) maps codes back to images.
@@ -367,7 +380,7 @@ def compute_translation(
     z_tr, _ = sample_codes_factors(data, represent, num_train, rs, batch_size)
     z_te, _ = sample_codes_factors(data, represent, num_test, rs, batch_size)
     return translation(decode, z_tr, z_te, rs, num_pairs=num_pairs, feature_dim=feature_dim,
-                       steps=steps, lr=lr, kind=kind, device=device)
+                       steps=steps, lr=lr, kind=kind, device=device, inert_tol=inert_tol)
 
 
 def onehot_toy(sizes: tuple[int, ...] = (5, 6), angle: float = 0.0, repeats: int = 1
