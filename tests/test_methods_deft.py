@@ -491,3 +491,23 @@ def test_study_command_runs_tiny_on_cpu_with_provenance(tmp_path):
     assert again.runs == res.runs
     assert deft_study.load(tmp_path / "out").runs == res.runs
     assert deft_study.load(tmp_path / "nothing") is None
+
+
+# ---- CUDA (never run in a CPU session) ---------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_deft_on_cuda_switches_stages_and_matches_the_cpu_schedule():
+    data = load("dsprites").to_device("cuda", num=256, seed=0)
+    m = DEFT((1, 64, 64), stage_steps=(3, 2, 2, 1), seed=0)
+    h = fit(m, data, 10, batch_size=8, log_every=1, show_progress=False)
+    assert m.stage_ends.device.type == "cuda" and int(m.stage) == 3
+    assert h["stage"].tolist() == [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
+    assert h["beta"].tolist() == [70, 70, 70, 30, 30, 12, 12, 1, 1, 1]
+    lrs = {pg["name"]: pg["lr"] for pg in m.optimizers["main"].param_groups}
+    assert lrs["encoder3"] == m.config.lr and lrs["encoder0"] == pytest.approx(0.1 * m.config.lr)
+    assert all(np.isfinite(h[k]).all() for k in h.keys())
+    probe = NMIProbe(data, num=200, seed=0)
+    out = probe(m)
+    with torch.no_grad():
+        codes = m.represent(probe.images).cpu().numpy()
+    np.testing.assert_allclose(out["max1"], max_m_nmi(codes, probe.factors, 1))
