@@ -108,7 +108,9 @@ def test_fast_fit_follows_eager_fit(data, name):
     hb = fit(b, data, 300, seed=7, log_every=50, show_progress=False, fast=True)
     assert hb.steps == ha.steps
     for k in ha.keys():
-        np.testing.assert_allclose(hb[k], ha[k], rtol=2e-3, atol=2e-3, err_msg=k)
+        # an accuracy counts argmax flips: a few flips of 128 decisions in 50 steps are rounding
+        atol = 2e-2 if k == "d_accuracy" else 2e-3
+        np.testing.assert_allclose(hb[k], ha[k], rtol=2e-3, atol=atol, err_msg=k)
     assert int(b.step) == 300
 
 
