@@ -274,3 +274,16 @@ def test_flat_adam_matches_per_tensor_adam(data, vectorize):
         np.testing.assert_allclose(b, a, atol=1e-5)
     with pytest.raises(ValueError, match="adam"):
         BatchedTrainer(ms, data, 8, gens, kernel_for(ms[0]), adam="sgd")
+
+
+def test_graphs_refuse_a_cpu_clearly(data):
+    from dlib.engine.graphs import GraphedIteration, can_register_generators
+
+    assert isinstance(can_register_generators(), bool)
+    ms = [small(BetaVAE)]
+    ms[0].setup_optimizers()
+    trainer = BatchedTrainer(ms, data, 4, [torch.Generator()], kernel_for(ms[0]))
+    with pytest.raises(ValueError, match="CUDA"):
+        GraphedIteration(trainer)
+    with pytest.raises(ValueError, match="rng"):
+        GraphedIteration(trainer, rng="host")
