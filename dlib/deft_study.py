@@ -145,22 +145,37 @@ def run_one(method: str, dataset: str, seed: int, dd: Any, data: Any, *, scale: 
     probe = NMIProbe(dd, num=probe_num, seed=1234)
     ckpt = work / f"{method}_{dataset}_seed{seed}_scale{scale:g}.pt"
     log_every = max(1, min(1000, total // 50))
+    partial = ckpt.with_suffix(".partial.json")  # what the finished segments measured
     trace: dict[str, list] = {"step": [], "max1": [], "max2": [], "mig": []}
     stage_mig: list[float] = []
     history = None
-    for target in targets:
+    done = 0
+    if ckpt.exists() and partial.exists():  # an interrupted run: resume after its last segment
+        state = json.loads(partial.read_text())
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)["step"]
+        if saved == state["step"]:
+            done, trace, stage_mig = state["step"], state["trace"], state["stage_mig"]
+    if done == 0:  # a fresh start (also after a crash between checkpoint and record)
+        ckpt.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+    else:  # loads the checkpoint into the model (no step is taken)
+        history = fit(model, dd, done, batch_size=BATCH_SIZE, seed=seed, log_every=log_every,
+                      checkpoint=ckpt, show_progress=False)
+    for target in (t for t in targets if t > done):
         # segments resume from the checkpoint; the last one (any length) saves at its end
         history = fit(model, dd, target, batch_size=BATCH_SIZE, seed=seed, log_every=log_every,
                       checkpoint=ckpt, show_progress=show_progress)
         if target in trace_at or target == total:
             p = probe(model)
             trace["step"].append(target)
-            trace["max1"].append(p["max1"])
-            trace["max2"].append(p["max2"])
+            trace["max1"].append(p["max1"].tolist())
+            trace["max2"].append(p["max2"].tolist())
             trace["mig"].append(p["mig"])
         if target in plan["stage_ends"]:
             stage_mig.append(_mig(model, data, mig_train))
         model.train()
+        partial.write_text(json.dumps(_results._jsonable(
+            {"step": target, "trace": trace, "stage_mig": stage_mig})))
     final_mig = stage_mig[-1] if stage_mig and plan["stage_ends"][-1] == total else _mig(
         model, data, mig_train)
     assert history is not None
@@ -173,6 +188,7 @@ def run_one(method: str, dataset: str, seed: int, dd: Any, data: Any, *, scale: 
               "kl": float(np.mean(history["kl"][tail])),
               "trace": trace, "factor_names": list(probe.factor_names)}
     ckpt.unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
     return record
 
 

@@ -2,6 +2,7 @@
 test and max-m NMI tracking — each checked against an independent computation."""
 
 import copy
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -511,3 +512,43 @@ def test_deft_on_cuda_switches_stages_and_matches_the_cpu_schedule():
     with torch.no_grad():
         codes = m.represent(probe.images).cpu().numpy()
     np.testing.assert_allclose(out["max1"], max_m_nmi(codes, probe.factors, 1))
+
+
+@pytest.mark.slow  # three tiny DEFT runs with their evaluations (~30 s on a shared CPU)
+@pytest.mark.parametrize("where", ["mig", "fit"])
+def test_study_run_resumes_an_interrupted_model_exactly(tmp_path, monkeypatch, where):
+    """Interrupted inside the MIG evaluation (the checkpoint is newer than the partial record:
+    restart from scratch) or before the last segment (resume after the last record)."""
+    import dlib.train
+    from dlib import deft_study
+
+    data = load("dsprites")
+    dd = data.to_device("cpu", num=256, seed=0)
+    kw = dict(scale=1e-4, num_trace=3, mig_train=200, probe_num=200)
+    straight = deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "a", **kw)
+    calls = {"n": 0}
+    original_mig, original_fit = deft_study._mig, dlib.train.fit
+
+    def bad_mig(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # at the end of the third stage
+            raise KeyboardInterrupt
+        return original_mig(*args, **kwargs)
+
+    def bad_fit(method, data, steps, **kwargs):
+        if steps == 26:  # the last segment (targets 2, 4, 9, 17, 26)
+            raise KeyboardInterrupt
+        return original_fit(method, data, steps, **kwargs)
+
+    if where == "mig":
+        monkeypatch.setattr(deft_study, "_mig", bad_mig)
+    else:
+        monkeypatch.setattr(dlib.train, "fit", bad_fit)
+    with pytest.raises(KeyboardInterrupt):
+        deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "b", **kw)
+    partial = json.loads(next((tmp_path / "b").glob("*.partial.json")).read_text())
+    assert partial["step"] == (4 if where == "mig" else 17)
+    monkeypatch.undo()
+    resumed = deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "b", **kw)
+    assert resumed == straight
+    assert not list((tmp_path / "b").iterdir())  # checkpoint and partial record removed
