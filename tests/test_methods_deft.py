@@ -20,6 +20,7 @@ from dlib.methods.deft import (
     anneal_beta,
     anneal_test,
     factor_subset,
+    factor_thresholds,
     information_threshold,
     split_latents,
     stage_steps_from_epochs,
@@ -552,3 +553,10 @@ def test_study_run_resumes_an_interrupted_model_exactly(tmp_path, monkeypatch, w
     resumed = deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "b", **kw)
     assert resumed == straight
     assert not list((tmp_path / "b").iterdir())  # checkpoint and partial record removed
+
+
+def test_factor_thresholds_runs_every_repeat_on_the_requested_device():
+    data = load("dsprites")
+    out = factor_thresholds(data, "scale", 2, 4, random_state=0, batch_size=8, log_every=1,
+                            device="cpu")
+    assert out.shape == (2,)

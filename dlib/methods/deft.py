@@ -569,10 +569,11 @@ def factor_thresholds(data: Any, factor: int | str, repeats: int, steps: int,
     random base observation (the paper's Fig. 6 uses 50)."""
     rs = random_state if isinstance(random_state, np.random.RandomState) else \
         np.random.RandomState(random_state)
+    device = options.pop("device", None)
     out = []
     for r in range(int(repeats)):
         base = data.sample_factors(1, rs)[0]
-        sub = factor_subset(data, factor, base, options.pop("device", None))
+        sub = factor_subset(data, factor, base, device)
         out.append(anneal_test(sub, steps, seed=r, **options).threshold)
     return np.asarray(out)
 
