@@ -185,7 +185,10 @@ class BatchedState:
                     p.copy_(g.flat[i, off:off + n].view(shape))
                     if count > 0:
                         opt.state[p] = {
-                            "step": torch.tensor(count, dtype=torch.float32),
+                            # torch keeps the count on the host unless capturable/fused
+                            "step": torch.tensor(count, dtype=torch.float32, device=(
+                                p.device if opt.defaults.get("capturable")
+                                or opt.defaults.get("fused") else "cpu")),
                             "exp_avg": g.exp_avg[i, off:off + n].view(shape).clone(),
                             "exp_avg_sq": g.exp_avg_sq[i, off:off + n].view(shape).clone(),
                         }
