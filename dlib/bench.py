@@ -71,7 +71,7 @@ def time_eager(name: str, dd: Any, batch_size: int, warmup: int, steps: int) -> 
 
 
 def time_engine(name: str, dd: Any, batch_size: int, n: int, warmup: int, steps: int,
-                graphs: bool) -> float:
+                graphs: bool, vectorize: str | None = None) -> float:
     """Seconds for ``steps`` iterations of the engine training ``n`` models at once."""
     from dlib.engine.batched import BatchedTrainer
     from dlib.engine.kernels import kernel_for
@@ -85,7 +85,8 @@ def time_engine(name: str, dd: Any, batch_size: int, n: int, warmup: int, steps:
     kernel = kernel_for(ms[0])
     assert kernel is not None
     gens = [torch.Generator(device=dev).manual_seed(i) for i in range(n)]
-    trainer = BatchedTrainer(ms, dd, batch_size, gens, kernel, graphs=graphs)
+    trainer = BatchedTrainer(ms, dd, batch_size, gens, kernel, graphs=graphs,
+                             vectorize=vectorize)
     trainer.run(warmup)
     trainer.read_means()
     _sync(dev)
@@ -98,8 +99,12 @@ def time_engine(name: str, dd: Any, batch_size: int, n: int, warmup: int, steps:
 
 def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int = 16,
         steps: int = 500, warmup: int = 20, device: str | None = None, num_images: int = 50_000,
-        verbose: bool = True) -> dict[str, Any]:
-    """Measure every method in every mode; return the rows and the settings."""
+        verbose: bool = True, vectorize: str | None = None) -> dict[str, Any]:
+    """Measure every method in every mode; return the rows and the settings.
+
+    ``vectorize`` forces the batched run's computation ("vmap" or "loop"; default: the
+    engine's choice, vmap on CUDA).
+    """
     from dlib.data import load
 
     dev = config.device(device)
@@ -116,7 +121,8 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
             if mode == "eager":
                 seconds = time_eager(name, dd, batch_size, warmup, steps)
             else:
-                seconds = time_engine(name, dd, batch_size, n, warmup, steps, graphs=cuda)
+                seconds = time_engine(name, dd, batch_size, n, warmup, steps, graphs=cuda,
+                                      vectorize=vectorize if mode == "batched" else None)
             its = steps / seconds
             model_its = n * its
             base = model_its if base is None else base
@@ -132,6 +138,7 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
                 "steps": steps, "warmup": warmup, "device": str(dev),
                 "device_name": (torch.cuda.get_device_name(dev) if cuda else "cpu"),
                 "num_images": num_images, "torch_threads": torch.get_num_threads(),
+                "vectorize": vectorize or "default",
                 "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
                 "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
     return {"settings": settings, "rows": rows}
@@ -172,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=500, help="timed iterations per measurement")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--device", default=None, help="cuda / cpu (default: CUDA if present)")
+    ap.add_argument("--vectorize", choices=["vmap", "loop"], default=None,
+                    help="force the batched run's computation (default: vmap on CUDA)")
     ap.add_argument("--json", default=None, help="write the numbers with provenance here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     result = run(tuple(m for m in args.methods.split(",") if m), batch_size=args.batch_size,
                  models=args.models, steps=args.steps, warmup=args.warmup, device=args.device,
-                 num_images=2_000 if args.quick else 50_000)
+                 num_images=2_000 if args.quick else 50_000, vectorize=args.vectorize)
     result["quick"] = bool(args.quick)
     result["provenance"] = prov.finish()
     if args.json:

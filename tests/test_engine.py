@@ -287,3 +287,22 @@ def test_graphs_refuse_a_cpu_clearly(data):
         GraphedIteration(trainer)
     with pytest.raises(ValueError, match="rng"):
         GraphedIteration(trainer, rng="host")
+
+
+def test_bench_quick_writes_numbers_with_provenance(tmp_path, capsys):
+    import dlib.bench
+
+    out = tmp_path / "bench.json"
+    assert dlib.bench.main(["--quick", "--methods", "beta_vae", "--json", str(out)]) == 0
+    rec = dlib.bench.load(out)
+    assert rec["quick"] is True and rec["settings"]["device"] == "cpu"
+    assert {"command", "commit", "device", "torch", "started_utc"} <= set(rec["provenance"])
+    modes = [(r["method"], r["mode"], r["models"]) for r in rec["rows"]]
+    assert modes == [("beta_vae", "eager", 1), ("beta_vae", "fast", 1), ("beta_vae", "batched", 2)]
+    for r in rec["rows"]:
+        assert r["model_it_per_s"] == pytest.approx(r["models"] * r["steps"] / r["seconds"],
+                                                    rel=1e-2)
+        assert r["images_per_s"] == pytest.approx(r["model_it_per_s"] * 16, rel=1e-2)
+    assert rec["rows"][0]["vs_eager"] == 1.0
+    assert "beta_vae" in dlib.bench.table(rec) and "vs eager" in capsys.readouterr().out
+    assert dlib.bench.load(tmp_path / "absent.json") is None
