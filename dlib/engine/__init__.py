@@ -5,6 +5,12 @@
 path (the same engine with N = 1). On CUDA the iteration is captured once as a CUDA graph
 (:mod:`dlib.engine.graphs`); on the CPU the same batched computation runs eagerly. The eager
 loop of :func:`dlib.train.fit` stays the reference the engine is tested against.
+
+On a machine with CUDA, check and measure the fast path with::
+
+    python -m pytest tests/test_engine_gpu.py -m gpu -q      # graphed == eager, same inputs
+    python -m dlib.bench --json book/results/bench.json       # eager / fast / batched, side by side
+    python -m dlib.bench --quick                              # a seconds-long CPU dry run
 """
 
 from __future__ import annotations
