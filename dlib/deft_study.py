@@ -20,18 +20,23 @@ Protocol (choices where the paper is silent, argued in the chapter):
   smaller than the protocol's (the saved file records it; the chapter says so).
 * MIG: :func:`dlib.metrics.compute` with the study's defaults (10,000 points, 20 bins).
 
-Every finished run is kept as a small JSON in a work folder, so an interrupted command (or
-several ``--shard k/n`` processes sharing one GPU) resumes; the result file is rewritten from
-all finished runs after each one and says how many of the planned runs it holds.
+Every finished run is kept as a small JSON in a work folder, so an interrupted command resumes
+(an interrupted model too, from its last finished segment); the result file is rewritten from
+all finished runs after each one and says how many of the planned runs it holds. Several
+``--shard k/n`` processes may share one GPU and one work folder (the eager engine is
+launch-bound, so a few processes use an H100 much better than one); running the command once
+more after they finish collects every run into the result without training anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +241,10 @@ def run(*, datasets: list[str] | None = None, methods: list[str] | None = None,
         return wdir / f"{m}_{d}_seed{s}_scale{scale:g}_{profile}.json"
 
     def save() -> DEFTStudy:
+        with _locked(wdir / ".save.lock"):  # shards sharing a work folder write one by one
+            return _save()
+
+    def _save() -> DEFTStudy:
         runs = [json.loads(eval_path(*p).read_text()) for p in plan if eval_path(*p).exists()]
         payload = {"datasets": datasets, "methods": methods, "seeds": seeds, "scale": scale,
                    "batch_size": BATCH_SIZE, "failure_mig": FAILURE_MIG,
@@ -259,9 +268,27 @@ def run(*, datasets: list[str] | None = None, methods: list[str] | None = None,
         for m, s in mine:
             record = run_one(m, dataset, s, dd, data, scale=scale, work=wdir,
                              show_progress=show_progress, **sizes)
-            eval_path(dataset, m, s).write_text(json.dumps(_results._jsonable(record)))
+            tmp = eval_path(dataset, m, s).with_suffix(".tmp")
+            tmp.write_text(json.dumps(_results._jsonable(record)))
+            os.replace(tmp, eval_path(dataset, m, s))  # a reader never sees half a record
             result = save()
     return result if result is not None else save()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (POSIX ``flock``; no lock where that is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: shards must then not share a work folder
+        yield
+        return
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class DEFTStudy:

@@ -560,3 +560,20 @@ def test_factor_thresholds_runs_every_repeat_on_the_requested_device():
     out = factor_thresholds(data, "scale", 2, 4, random_state=0, batch_size=8, log_every=1,
                             device="cpu")
     assert out.shape == (2,)
+
+
+@pytest.mark.slow  # two tiny DEFT runs
+def test_study_shards_split_the_plan_and_a_last_call_collects(tmp_path):
+    from dlib import deft_study
+
+    kw = dict(datasets=["dsprites"], methods=["deft"], seeds=[0, 1], scale=1e-4,
+              work=tmp_path / "work", out=tmp_path / "out", profile="quick", show_progress=False)
+    first = deft_study.run(shard="0/2", **kw)
+    assert [r["seed"] for r in first.runs] == [0] and not first.data["complete"]
+    assert "Partial: 1 of 2" in first.note()
+    second = deft_study.run(shard="1/2", **kw)
+    assert sorted(r["seed"] for r in second.runs) == [0, 1] and second.data["complete"]
+    collected = deft_study.run(**kw)  # trains nothing, rewrites the result
+    assert collected.runs == second.runs
+    with pytest.raises(ValueError, match="shard"):
+        deft_study.run(shard="2/2", **kw)
