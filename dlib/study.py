@@ -332,15 +332,12 @@ def _train(methods, dd, steps, seeds, ckpts, batch_size, log_every, batched, sho
             from dlib.engine import fit_many as engine
         except ImportError:
             engine = None
-    if engine is not None:
-        import inspect
-
-        kwargs: dict[str, Any] = {}
-        if "checkpoints" in inspect.signature(engine).parameters:
-            kwargs["checkpoints"] = [str(c) for c in ckpts]
-        return engine(methods, dd, steps, batch_size=batch_size, seeds=list(seeds),
-                      log_every=log_every, show_progress=show_progress, **kwargs)
+    # a checkpoint about every 10,000 steps: a time-limited command loses little
     every = max(log_every, (10_000 // log_every) * log_every)
+    if engine is not None:
+        return engine(methods, dd, steps, batch_size=batch_size, seeds=list(seeds),
+                      log_every=log_every, show_progress=show_progress,
+                      checkpoints=[str(c) for c in ckpts], checkpoint_every=every)
     return [fit(m, dd, steps, batch_size=batch_size, seed=s, log_every=log_every,
                 checkpoint=c, checkpoint_every=every, show_progress=show_progress)
             for m, s, c in zip(methods, seeds, ckpts, strict=True)]
