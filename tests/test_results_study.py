@@ -135,3 +135,15 @@ def test_run_saves_a_resumable_result(tmp_path, monkeypatch):
     assert stamp == {p: p.stat().st_mtime_ns for p in (tmp_path / "work").rglob("*.eval.json")}
     with pytest.raises(ValueError, match="best"):
         res.traversal("median")
+
+
+def test_batched_run_equals_the_sequential_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    kw = dict(seeds=[0, 1], steps=3, profile="quick", show_progress=False, command_line="c")
+    seq = study.run("factor_vae", batched=False, work=tmp_path / "w1", out=tmp_path / "o1", **kw)
+    bat = study.run("factor_vae", batched=True, work=tmp_path / "w2", out=tmp_path / "o2", **kw)
+    for a, b in zip(seq.runs, bat.runs, strict=True):
+        assert a["seed"] == b["seed"]
+        for key, value in a["scores"].items():
+            assert b["scores"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+        np.testing.assert_allclose(a["history"]["loss"], b["history"]["loss"], rtol=1e-5)
