@@ -6,7 +6,6 @@ from dlib.methods.deft import DEFT, DEFT_PRESETS, DEFTConfig, deft_config
 from dlib.methods.dip import DIPVAE, DIPVAEConfig, dip_covariance, dip_penalty
 from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
 from dlib.methods.infogan import InfoGAN, InfoGANConfig
-from dlib.methods.oat import OAT, OATConfig
 from dlib.methods.intervention import Intervention, InterventionConfig
 from dlib.methods.oat import OAT, OATConfig
 from dlib.methods.presets import STUDY_GRIDS, build, study_grid
@@ -34,8 +33,6 @@ __all__ = [
     "dip_covariance",
     "dip_penalty",
     "FactorVAE",
-    "OAT",
-    "OATConfig",
     "OAT",
     "OATConfig",
     "InfoGAN",
