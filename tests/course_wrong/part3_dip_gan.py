@@ -25,3 +25,25 @@ WRONG_ANSWERS = {
         {"kl": _KL},  # missing key
     ],
 }
+
+
+def _m15(s=0.5):
+    import math
+
+    bound = math.log(2) - 0.5 * math.log(2 * math.pi * math.e * s**2)
+    grid = np.linspace(-6, 6, 24_001)
+    cdf = np.vectorize(lambda t: 0.5 * (1 + math.erf(t / math.sqrt(2))))
+    p_x = 0.5 * (cdf((grid + 1) / s) - cdf((grid - 1) / s))
+    h_x = -float(np.sum(p_x * np.log(np.maximum(p_x, 1e-300))) * (grid[1] - grid[0]))
+    return bound, h_x, 0.5 * math.log(2 * math.pi * math.e * s**2), math.log(2 * math.pi * s**2)
+
+
+_B, _HX, _HN, _L2PI = _m15()
+_E = _HX - _HN
+
+WRONG_ANSWERS["ex-m15-bound-gap"] = [
+    {"bound": _B, "exact": _E, "gap": _B - _E},  # negative gap
+    {"bound": np.log(2) - 0.5 * _L2PI, "exact": _E, "gap": _E - np.log(2) + 0.5 * _L2PI},  # no e
+    {"bound": _B, "exact": _HX, "gap": _HX - _B},  # h(x) instead of I
+    {"bound": _B, "exact": _E},  # missing key
+]
