@@ -147,7 +147,7 @@ def test_code_nll_by_hand():
         total = 0.0
         for b in range(4):
             for j in (0, 3, 4):  # the active z1 dimension and z2
-                d2 = float(mean[b, j] - target[b, j]) ** 2
+                d2 = float((mean[b, j] - target[b, j]).detach()) ** 2
                 if lik == "unit":
                     total += 0.5 * d2
                 else:
