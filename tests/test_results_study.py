@@ -147,3 +147,20 @@ def test_batched_run_equals_the_sequential_run(tmp_path, monkeypatch):
         for key, value in a["scores"].items():
             assert b["scores"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
         np.testing.assert_allclose(a["history"]["loss"], b["history"]["loss"], rtol=1e-5)
+
+
+def test_infogan_traversal_varies_one_code_per_row():
+    from dlib.methods import InfoGAN
+
+    m = InfoGAN((1, 64, 64), seed=0).eval()
+    image = torch.zeros(1, 64, 64)
+    trav = study.traversal(m, image, kl=[], n_values=5)
+    k = m.config.num_continuous
+    assert trav.shape == (k, 5, 1, 64, 64) and trav.dtype == np.uint8
+    _, _, z = m.sample_latents(1, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for d in (0, k - 1):
+            codes = z.repeat(5, 1)
+            codes[:, d] = torch.linspace(-1, 1, 5)
+            want = (m.generator(codes).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            np.testing.assert_array_equal(trav[d], want)
