@@ -336,28 +336,10 @@ class DEFTStudy:
                 paper = PAPER_TABLE2.get(d, {}).get(m)
                 cells.append("–" if paper is None else f"{paper:.1f} %")
             rows.append(cells)
-        return _Table(header, rows)
+        return _results.Table(header, rows)
 
     def __repr__(self) -> str:
         return f"DEFTStudy({self.note()})"
-
-
-class _Table:
-    """A small table: HTML in Jupyter, aligned text elsewhere."""
-
-    def __init__(self, header: list[str], rows: list[list[str]]) -> None:
-        self.header, self.rows = header, rows
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __repr__(self) -> str:
-        widths = [max(len(str(r[i])) for r in [self.header, *self.rows])
-                  for i in range(len(self.header))]
-        return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
-                         for r in [self.header, *self.rows])
 
 
 def load(root: str | os.PathLike | None = None) -> DEFTStudy | None:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RESULTS_ENV", "results_dir", "Provenance", "Result", "save", "load"]
+__all__ = ["RESULTS_ENV", "results_dir", "Provenance", "Result", "Table", "save", "load"]
 
 #: environment variable naming another results folder (e.g. on Colab, a copy of book/results)
 RESULTS_ENV = "DLIB_RESULTS_DIR"
@@ -141,6 +141,24 @@ class Result:
 
     def __repr__(self) -> str:
         return f"Result({self.path.name}: {self.note()})"
+
+
+class Table:
+    """A small table of strings: HTML in Jupyter, aligned text elsewhere."""
+
+    def __init__(self, header: list[str], rows: list[list[str]]) -> None:
+        self.header, self.rows = header, rows
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        widths = [max(len(str(r[i])) for r in [self.header, *self.rows])
+                  for i in range(len(self.header))]
+        return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
+                         for r in [self.header, *self.rows])
 
 
 def save(name: str, payload: dict[str, Any], provenance: dict[str, Any],

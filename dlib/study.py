@@ -401,7 +401,7 @@ class StudyResult:
                 else:
                     cells.append("–")
             rows.append(cells)
-        return _Table(header, rows)
+        return _results.Table(header, rows)
 
     def traversal(self, which: str = "best", setting: str | None = None) -> np.ndarray:
         """uint8 traversals (D, S, C, H, W) of the best or worst seed (by MIG) of a setting."""
@@ -419,25 +419,6 @@ class StudyResult:
 
     def __repr__(self) -> str:
         return f"StudyResult({self.data['experiment']}: {self.note()})"
-
-
-class _Table:
-    """A tiny table that renders as HTML in Jupyter and as aligned text elsewhere."""
-
-    def __init__(self, header: list[str], rows: list[list[str]]) -> None:
-        self.header, self.rows = header, rows
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __repr__(self) -> str:
-        cols = list(zip(self.header, *self.rows, strict=True))
-        widths = [max(len(str(c)) for c in col) for col in cols]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
-                 for r in [self.header, *self.rows]]
-        return "\n".join(lines)
 
 
 def load(name: str, root: str | os.PathLike | None = None) -> StudyResult | None:

@@ -12,7 +12,9 @@ generator's state and the history.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -254,4 +256,41 @@ def fit(
     if checkpoint is not None and start == steps and not Path(checkpoint).exists():
         save_checkpoint(checkpoint, method, history, gen, extra)
     method.eval()
+    return history
+
+
+def fit_in_stages(
+    method: Method,
+    data: Any,
+    stops: Sequence[int],
+    at_stop: Callable[[int], None],
+    *,
+    workdir: str | os.PathLike | None = None,
+    checkpoint_name: str = "stages.pt",
+    **fit_options: Any,
+) -> History:
+    """Train to each step count in ``stops`` in turn, calling ``at_stop(step)`` after each.
+
+    Every stage resumes from a checkpoint in ``workdir`` (a temporary folder by default), so the
+    weights are those of one uninterrupted ``fit(method, data, stops[-1], ...)``; only the
+    history's logging points differ (each stage also logs at its last step). ``stops`` must be
+    non-negative and strictly increasing (include 0 to measure the untrained model);
+    ``fit_options`` go to :func:`fit`. Returns the last stage's history.
+    """
+    stops = [int(s) for s in stops]
+    if not stops:
+        raise ValueError("eval_steps is empty")
+    if stops[0] < 0 or any(b <= a for a, b in zip(stops, stops[1:], strict=False)):
+        raise ValueError(f"eval_steps must be non-negative and strictly increasing, got {stops}")
+    if int(method.step) > stops[0]:
+        raise ValueError(f"the method has already taken {int(method.step)} steps, more than the "
+                         f"first evaluation step {stops[0]}")
+    history = History()
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(workdir or tmp) / checkpoint_name
+        if ckpt.exists():
+            raise FileExistsError(f"{ckpt} exists: use an empty workdir")
+        for step in stops:
+            history = fit(method, data, step, checkpoint=ckpt, **fit_options)
+            at_stop(step)
     return history

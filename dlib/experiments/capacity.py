@@ -23,7 +23,6 @@ ceiling of the MIG chapter.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,33 +172,25 @@ def track_information(
     weights are those of one uninterrupted ``fit(method, train_data, max(eval_steps), ...)``
     (only the history's logging points differ: each stage also logs at its last step).
     """
-    from dlib.train import fit
+    from dlib.train import fit_in_stages
 
     steps = [int(s) for s in eval_steps]
-    if not steps:
-        raise ValueError("eval_steps is empty")
-    if steps[0] < 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-        raise ValueError(f"eval_steps must be non-negative and strictly increasing, got {steps}")
-    if int(method.step) > steps[0]:
-        raise ValueError(f"the method has already taken {int(method.step)} steps, more than the "
-                         f"first evaluation step {steps[0]}")
     names = tuple(getattr(eval_data.data, "factor_names",
                           [f"factor {j}" for j in range(eval_data.factors.shape[1])]))
-    kls, mis, caps = [], [], []
-    entropy = None
-    history = None
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(workdir or tmp) / "track_information.pt"
-        if ckpt.exists():
-            raise FileExistsError(f"{ckpt} exists: use an empty workdir")
-        for step in steps:
-            history = fit(method, train_data, step, batch_size=batch_size, seed=seed,
-                          log_every=log_every, checkpoint=ckpt, show_progress=show_progress)
-            codes, factors, kl = encode_with_factors(method, eval_data)
-            mi, entropy = factor_information(codes, factors, num_bins)
-            kls.append(kl)
-            mis.append(mi)
-            caps.append(_capacity_at(method, step))
+    kls, mis, caps, entropies = [], [], [], []
+
+    def measure(step: int) -> None:
+        codes, factors, kl = encode_with_factors(method, eval_data)
+        mi, entropy = factor_information(codes, factors, num_bins)
+        kls.append(kl)
+        mis.append(mi)
+        entropies.append(entropy)
+        caps.append(_capacity_at(method, step))
+
+    history = fit_in_stages(method, train_data, steps, measure, workdir=workdir,
+                            checkpoint_name="track_information.pt", batch_size=batch_size,
+                            seed=seed, log_every=log_every, show_progress=show_progress)
+    entropy = entropies[-1]
     return InformationTrace(
         steps=np.asarray(steps), capacity=np.asarray(caps), kl=np.stack(kls),
         mi=np.stack(mis), entropy=np.asarray(entropy), factor_names=names, history=history,

@@ -26,7 +26,6 @@ the same measurement on any :class:`dlib.methods.FactorVAE`:
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,40 +176,30 @@ def track_tc(
     default): the weights are those of one uninterrupted ``fit(method, train_data,
     max(eval_steps), ...)``.
     """
-    from dlib.train import fit
+    from dlib.train import fit_in_stages
 
-    steps = [int(s) for s in eval_steps]
-    if not steps:
-        raise ValueError("eval_steps is empty")
-    if steps[0] < 0 or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-        raise ValueError(f"eval_steps must be non-negative and strictly increasing, got {steps}")
     if not hasattr(method, "discriminator"):
         raise TypeError(f"{type(method).__name__} has no discriminator; track_tc needs a "
                         "FactorVAE")
-    if int(method.step) > steps[0]:
-        raise ValueError(f"the method has already taken {int(method.step)} steps, more than the "
-                         f"first evaluation step {steps[0]}")
     if len(eval_data) < 4:
         raise ValueError(f"eval_data needs at least 4 images, got {len(eval_data)}")
+    steps = [int(s) for s in eval_steps]
     rows: list[tuple[float, ...]] = []
-    history = None
     half = len(eval_data) // 2
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(workdir or tmp) / "track_tc.pt"
-        if ckpt.exists():
-            raise FileExistsError(f"{ckpt} exists: use an empty workdir")
-        for step in steps:
-            history = fit(method, train_data, step, batch_size=batch_size, seed=seed,
-                          log_every=log_every, checkpoint=ckpt, show_progress=show_progress)
-            dev = next(method.parameters()).device
-            gen = torch.Generator(device=dev).manual_seed(int(seed) + 7919 * (step + 1))
-            mean, logvar = encode_posteriors(method, eval_data)
-            dec = kl_decomposition(mean, logvar, samples_per_point, gen)
-            tc_half, _ = aggregate_tc(mean[:half], logvar[:half], samples_per_point, gen)
-            d_tc, d_se, d_acc = discriminator_tc(method, mean, logvar, num_codes, batch_size,
-                                                 gen)
-            rows.append((dec.tc.value, dec.tc.se, tc_half, d_tc, d_se, d_acc, dec.mi.value,
-                         dec.dim_kl.value, dec.kl))
+
+    def measure(step: int) -> None:
+        dev = next(method.parameters()).device
+        gen = torch.Generator(device=dev).manual_seed(int(seed) + 7919 * (step + 1))
+        mean, logvar = encode_posteriors(method, eval_data)
+        dec = kl_decomposition(mean, logvar, samples_per_point, gen)
+        tc_half, _ = aggregate_tc(mean[:half], logvar[:half], samples_per_point, gen)
+        d_tc, d_se, d_acc = discriminator_tc(method, mean, logvar, num_codes, batch_size, gen)
+        rows.append((dec.tc.value, dec.tc.se, tc_half, d_tc, d_se, d_acc, dec.mi.value,
+                     dec.dim_kl.value, dec.kl))
+
+    history = fit_in_stages(method, train_data, steps, measure, workdir=workdir,
+                            checkpoint_name="track_tc.pt", batch_size=batch_size, seed=seed,
+                            log_every=log_every, show_progress=show_progress)
     cols = np.asarray(rows, dtype=float).T
     return TCTrace(
         steps=np.asarray(steps), true_tc=cols[0], true_tc_se=cols[1], true_tc_half=cols[2],
