@@ -44,7 +44,7 @@ RESULT_FOLDER = "part3"
 class Experiment:
     """One experiment: a method, the settings it is trained with, the seeds and the steps."""
 
-    method: str  # a name of dlib.methods.presets.STUDY_GRIDS, or "infogan"
+    method: str  # a name of dlib.methods.presets.STUDY_GRIDS, or one of OTHER_METHODS
     settings: tuple[dict[str, Any], ...]
     description: str
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -58,6 +58,9 @@ def _sweep(method: str, option: str, values: tuple[float, ...], **kw: Any) -> Ex
     settings = tuple({option: float(v)} for v in values)
     return Experiment(method, settings, **kw)
 
+
+#: methods outside the study's grids that experiments may name (name → dlib.methods class)
+OTHER_METHODS = {"infogan": "InfoGAN", "aae": "AAE", "factor_vae_prior": "FactorVAEPrior"}
 
 EXPERIMENTS: dict[str, Experiment] = {
     "beta_vae": Experiment("beta_vae", ({"beta": 4.0},), "β-VAE, β = 4 (Higgins et al.)"),
@@ -74,6 +77,12 @@ EXPERIMENTS: dict[str, Experiment] = {
     "factor_vae_sweep": _sweep("factor_vae", "gamma", (10, 20, 30, 40, 50, 100),
                                description="FactorVAE over the study's grid "
                                            "γ ∈ {10, 20, 30, 40, 50, 100}"),
+    "factor_vae_prior": Experiment(
+        "factor_vae_prior", ({"gamma": 40.0},),
+        "FactorVAE's prior variant (FactorVAE paper, App. F, Eq. 12): γ·KL(q(z)‖p(z)), γ = 40"),
+    "aae": _sweep("aae", "gamma", (1, 10, 40),
+                  description="Adversarial autoencoder (FactorVAE paper, App. F, Eq. 7 with "
+                              "its γ): γ ∈ {1, 10, 40}"),
     "infogan": Experiment("infogan", ({"variant": "gan"},),
                           "InfoGAN (FactorVAE paper, App. G): 4 continuous + 1 categorical code"),
     "infowgan_gp": Experiment("infogan", ({"variant": "wgan-gp"},),
@@ -123,10 +132,10 @@ def build_method(exp: Experiment, setting: dict[str, Any], seed: int,
     ``dataset_size`` is the number of training images (β-TCVAE's estimators need it).
     """
     options = {**exp.fixed, **setting, "seed": int(seed)}
-    if exp.method == "infogan":
-        from dlib.methods import InfoGAN
+    if exp.method in OTHER_METHODS:
+        import dlib.methods
 
-        return InfoGAN(image_shape, **options)
+        return getattr(dlib.methods, OTHER_METHODS[exp.method])(image_shape, **options)
     from dlib.methods import build
 
     if exp.method == "beta_tc_vae":

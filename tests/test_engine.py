@@ -15,11 +15,13 @@ from dlib.data import load
 from dlib.engine import check_compatible, fit_fast, fit_many, kernel_for
 from dlib.engine.batched import BatchedTrainer
 from dlib.methods import (
+    AAE,
     DIPVAE,
     AnnealedVAE,
     BetaTCVAE,
     BetaVAE,
     FactorVAE,
+    FactorVAEPrior,
     InfoGAN,
     seeded,
 )
@@ -55,7 +57,7 @@ class _Dec(nn.Module):
 def small(cls, **kw):
     """A method of ``cls`` with small MLP networks (same objective, same training step)."""
     kw = {"num_latents": 3, "lr": 1e-3, **kw}
-    if cls is FactorVAE:
+    if issubclass(cls, FactorVAE):
         kw = {"d_hidden": 16, "d_depth": 2, **kw}
     m = cls((1, 64, 64), **kw)
     with seeded(m.config.seed + 100):
@@ -80,6 +82,8 @@ FAMILIES = {
     "dip_vae_i": (DIPVAE, [dict(lambda_od=1.0, seed=0), dict(lambda_od=20.0, seed=1)]),
     "dip_vae_ii": (DIPVAE, [dict(lambda_od=2.0, dip_type="ii"),
                             dict(lambda_od=10.0, dip_type="ii", seed=1, lr=3e-4)]),
+    "factor_vae_prior": (FactorVAEPrior, [dict(gamma=10.0, seed=0), dict(gamma=40.0, seed=1)]),
+    "aae": (AAE, [dict(gamma=1.0, seed=0), dict(gamma=5.0, beta=0.5, seed=2)]),
     "annealed_vae": (AnnealedVAE, [dict(c_max=5.0, iteration_threshold=8),
                                    dict(c_max=25.0, gamma=100.0, iteration_threshold=30,
                                         seed=1)]),
@@ -120,7 +124,7 @@ def test_batched_equals_separate_runs(data, name):
 
 
 @pytest.mark.parametrize("name", ["beta_vae", "factor_vae", "beta_tc_vae", "dip_vae_ii",
-                                  "annealed_vae"])
+                                  "annealed_vae", "factor_vae_prior"])
 def test_vmapped_path_matches(data, name):
     """The vmapped computation (what runs on a GPU) follows the eager runs to float tolerance."""
     cls, kws = FAMILIES[name]
@@ -251,6 +255,16 @@ def test_unsupported_methods_fall_back_to_fit():
 
     # a subclass that changes the objective is not batched behind its back
     assert kernel_for(Custom((1, 64, 64))) is None
+
+    class OtherReference(FactorVAE):
+        def reference_codes(self, x_ref, z, generator=None):
+            return -z.detach()
+
+    assert kernel_for(OtherReference((1, 64, 64))) is None
+    # the prior variants have their own kernel (FactorVAE's would permute codes instead)
+    assert kernel_for(small(AAE)).__name__ == kernel_for(small(FactorVAEPrior)).__name__ == (
+        "PriorKernel")
+    assert kernel_for(small(FactorVAE)).__name__ == "FactorKernel"
 
 
 @pytest.mark.parametrize("vectorize", ["loop", "vmap"])

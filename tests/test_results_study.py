@@ -71,7 +71,7 @@ def test_experiments_match_the_study_grids():
     from dlib.methods.presets import STUDY_GRIDS
 
     for name, exp in study.EXPERIMENTS.items():
-        assert exp.method in STUDY_GRIDS or exp.method == "infogan", name
+        assert exp.method in STUDY_GRIDS or exp.method in study.OTHER_METHODS, name
         if name.endswith("_sweep"):
             _, _, option, values = STUDY_GRIDS[exp.method]
             assert [s[option] for s in exp.settings] == [float(v) for v in values]
@@ -84,6 +84,19 @@ def test_experiments_match_the_study_grids():
         study.command("nope")
     with pytest.raises(ValueError, match="unknown experiment"):
         study.load("nope")
+
+
+def test_build_method_makes_the_named_class():
+    from dlib.methods import AAE, FactorVAE, FactorVAEPrior, InfoGAN
+
+    shape = (1, 64, 64)
+    for name, cls in [("aae", AAE), ("factor_vae_prior", FactorVAEPrior),
+                      ("factor_vae", FactorVAE), ("infogan", InfoGAN)]:
+        exp = study.EXPERIMENTS[name]
+        m = study.build_method(exp, exp.settings[-1], 5, shape)
+        assert type(m) is cls and m.config.seed == 5, name
+    aae = study.build_method(study.EXPERIMENTS["aae"], {"gamma": 10.0}, 0, shape)
+    assert aae.config.gamma == 10.0 and aae.config.beta == 0.0
 
 
 def test_setting_key():

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from dlib.distributions import bernoulli_nll, gaussian_kl
+from dlib.methods.aae import FactorVAEPrior
 from dlib.methods.annealed import AnnealedVAE
 from dlib.methods.base import Method
 from dlib.methods.dip import DIPVAE, dip_covariance, dip_penalty
@@ -225,7 +226,16 @@ class FactorKernel(Kernel):
         tc = (logits[:, 0] - logits[:, 1]).mean()
         kl = kl_dims.sum()
         return {"loss": recon + h["beta"] * kl + h["gamma"] * tc, "recon": recon, "kl": kl,
-                "elbo": -(recon + kl), "tc": tc, "kl_dims": kl_dims.detach()}
+                "elbo": -(recon + kl), self.template.penalty_name: tc,
+                "kl_dims": kl_dims.detach()}
+
+    def reference(self, st: BatchedState, vae_p: Params, x_ref: Tensor, z: Tensor,
+                  inputs: dict[str, Tensor]) -> Tensor:
+        """The samples D tells the codes from: the (second batch's) codes, columns permuted."""
+        if "eps2" in inputs:
+            frozen = {k: v.detach() for k, v in vae_p.items()}
+            _, _, z = st.map(self._encode, frozen, x_ref, inputs["eps2"])
+        return z.detach().gather(1, inputs["keys"].argsort(dim=1))
 
     def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         second = "eps2" in inputs
@@ -235,17 +245,11 @@ class FactorKernel(Kernel):
         params = st.param_views()
         vae_p = {k: v for k, v in params.items() if not k.startswith("discriminator.")}
         mean, logvar, z = st.map(self._encode, vae_p, x_vae, inputs["eps"])
-        if second:
-            frozen = {k: v.detach() for k, v in vae_p.items()}
-            _, _, z2 = st.map(self._encode, frozen, x_perm, inputs["eps2"])
-        else:
-            z2 = z
-        z2 = z2.detach()
-        z_perm = z2.gather(1, inputs["keys"].argsort(dim=1))
+        z_ref = self.reference(st, vae_p, x_perm, z, inputs)
         # 1) the discriminator step on detached codes
         d_groups = [g for g in st.groups if g.prefix == "discriminator"]
         pd = _sub(params, "discriminator")
-        d_loss, d_acc = st.map(self._d_loss, pd, z.detach(), z_perm)
+        d_loss, d_acc = st.map(self._d_loss, pd, z.detach(), z_ref)
         st.update(d_loss, d_groups, params)
         # 2) the VAE step with the updated discriminator (fresh views of its updated weights)
         pd = {k: v.detach() for k, v in _sub(st.param_views(), "discriminator").items()}
@@ -256,11 +260,27 @@ class FactorKernel(Kernel):
         return out
 
 
+class PriorKernel(FactorKernel):
+    """FactorVAE's prior variant and the AAE: D tells the codes from samples of N(0, I)."""
+
+    classes = (FactorVAEPrior,)
+
+    def draw(self, data, batch_size, gen):
+        x = data.sample(batch_size, gen)
+        shape = (batch_size, self.num_latents)
+        eps = torch.randn(shape, device=x.device, dtype=x.dtype, generator=gen)
+        prior = torch.randn(shape, device=x.device, dtype=x.dtype, generator=gen)
+        return {"x": x, "eps": eps, "prior": prior}
+
+    def reference(self, st, vae_p, x_ref, z, inputs):
+        return inputs["prior"]
+
+
 #: most specific first
-KERNELS: tuple[type[Kernel], ...] = (FactorKernel, AnnealedKernel, DIPKernel, TCVAEKernel,
-                                     VAEKernel)
+KERNELS: tuple[type[Kernel], ...] = (PriorKernel, FactorKernel, AnnealedKernel, DIPKernel,
+                                     TCVAEKernel, VAEKernel)
 _OVERRIDABLE = ("terms", "regularizer", "train_step", "_objective", "tc_estimate",
-                "discriminator_loss", "configure_optimizers")
+                "discriminator_loss", "configure_optimizers", "reference_codes")
 
 
 def kernel_for(method: Method) -> type[Kernel] | None:

@@ -1,5 +1,6 @@
 """Training methods, one module each; every method is a :class:`Method` the engine can train."""
 
+from dlib.methods.aae import AAE, AAEConfig, FactorVAEPrior, FactorVAEPriorConfig
 from dlib.methods.annealed import AnnealedVAE, AnnealedVAEConfig, capacity
 from dlib.methods.base import Method, seeded
 from dlib.methods.deft import DEFT, DEFT_PRESETS, DEFTConfig, deft_config
@@ -21,6 +22,10 @@ from dlib.methods.vae import (
 )
 
 __all__ = [
+    "AAE",
+    "AAEConfig",
+    "FactorVAEPrior",
+    "FactorVAEPriorConfig",
     "AnnealedVAE",
     "AnnealedVAEConfig",
     "capacity",

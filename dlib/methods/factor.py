@@ -48,6 +48,8 @@ class FactorVAE(VAE):
 
     config: FactorVAEConfig
     config_class = FactorVAEConfig
+    #: the name under which the density-ratio estimate is logged
+    penalty_name = "tc"
 
     def __init__(
         self, image_shape: tuple[int, int, int], config: Any | None = None, **overrides: Any
@@ -74,6 +76,16 @@ class FactorVAE(VAE):
             ),
         }
 
+    @torch.no_grad()
+    def reference_codes(self, x_ref: Tensor, z: Tensor,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """The samples D learns to tell codes z ~ q(z) from: here samples of ∏_j q(z_j), the
+        codes of ``x_ref`` (a second batch, or the same one) with every column permuted."""
+        if self.batch_multiplier == 2:
+            mean2, logvar2 = self.encode(x_ref)
+            z = reparameterise(mean2, logvar2, generator)
+        return permute_dims(z, generator)
+
     def tc_estimate(self, z: Tensor) -> Tensor:
         """Batch mean of log D_real(z) − log D_perm(z) = logit_real − logit_perm."""
         logits = self.discriminator(z)
@@ -97,7 +109,7 @@ class FactorVAE(VAE):
             "recon": recon,
             "kl": kl,
             "elbo": -(recon + kl),
-            "tc": tc,
+            self.penalty_name: tc,
             "kl_dims": kl_dims.detach(),
         }
 
@@ -109,20 +121,14 @@ class FactorVAE(VAE):
     def train_step(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         if not self.optimizers:
             self.setup_optimizers()
-        x_vae, x_perm = x.chunk(2) if self.batch_multiplier == 2 else (x, x)
+        x_vae, x_ref = x.chunk(2) if self.batch_multiplier == 2 else (x, x)
         mean, logvar = self.encode(x_vae)
         z = reparameterise(mean, logvar, generator)
         # 1) discriminator step on detached codes (the graph of z does not involve D)
-        with torch.no_grad():
-            if self.batch_multiplier == 2:
-                mean2, logvar2 = self.encode(x_perm)
-                z2 = reparameterise(mean2, logvar2, generator)
-            else:
-                z2 = z
-            z_perm = permute_dims(z2, generator)
+        z_ref = self.reference_codes(x_ref, z, generator)
         d_opt = self.optimizers["discriminator"]
         d_opt.zero_grad(set_to_none=True)
-        d_loss, d_acc = self.discriminator_loss(z.detach(), z_perm)
+        d_loss, d_acc = self.discriminator_loss(z.detach(), z_ref)
         d_loss.backward()
         d_opt.step()
         # 2) VAE step with the updated discriminator; only the VAE optimiser steps
