@@ -17,7 +17,7 @@ from dlib.engine import fit_fast, fit_many
 from dlib.engine.batched import BatchedTrainer
 from dlib.engine.graphs import can_register_generators
 from dlib.engine.kernels import kernel_for
-from dlib.methods import BetaTCVAE, BetaVAE, FactorVAE
+from dlib.methods import BetaTCVAE, BetaVAE, FactorVAE, FactorVAEPrior
 from dlib.train import TrainingDiverged, fit
 
 pytestmark = [
@@ -50,6 +50,7 @@ METHODS = {
     "beta_vae": lambda seed, **kw: BetaVAE(SHAPE, seed=seed, **kw),
     "factor_vae": lambda seed, **kw: FactorVAE(SHAPE, seed=seed, **kw),
     "beta_tc_vae": lambda seed, **kw: BetaTCVAE(SHAPE, seed=seed, **kw),
+    "factor_vae_prior": lambda seed, **kw: FactorVAEPrior(SHAPE, seed=seed, **kw),
 }
 
 
