@@ -389,7 +389,7 @@ def test_command_line_writes_results_with_provenance(tmp_path):
     prov = data["provenance"]
     for key in ("command", "commit", "device", "torch", "started_utc", "wall_s"):
         assert key in prov
-    assert prov["command"].startswith("python -m dlib.methods.oat --seeds 2 --steps 6")
+    assert prov["command"].startswith("python -m dlib.oat_study --seeds 2 --steps 6")
     assert data["seeds"] == [0, 1] and len(data["runs"]) == 2
     for name in ("factor_vae", "mig", "dci", "beta_vae"):
         s = data["summary"]["z1"][name]

@@ -683,13 +683,13 @@ def run(seeds: list[int], steps: int, out: str | Path, *, batch_size: int = 128,
 
 def command(seeds: int = 5, steps: int = 100_000, out: str = "book/results/oat.json") -> str:
     """The shell command that produces the chapter's results."""
-    return shlex.join(["python", "-m", "dlib.methods.oat", "--seeds", str(seeds),
+    return shlex.join(["python", "-m", "dlib.oat_study", "--seeds", str(seeds),
                        "--steps", str(steps), "--out", out])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dlib.methods.oat",
+        prog="python -m dlib.oat_study",
         description="Train OAT on dSprites for several seeds; save FactorVAE score, MIG, DCI "
                     "and BetaVAE score with provenance.")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, …)")
@@ -704,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.steps < 1:
         parser.error("--seeds and --steps must be positive")
-    line = shlex.join(["python", "-m", "dlib.methods.oat",
+    line = shlex.join(["python", "-m", "dlib.oat_study",
                        *(argv if argv is not None else sys.argv[1:])])
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     path = run(seeds, args.steps, args.out, batch_size=args.batch_size, work=args.work,
@@ -715,7 +715,3 @@ def main(argv: list[str] | None = None) -> int:
     for w, scores in data["summary"].items():
         print(w, {k: f"{v['mean']:.3f}±{v['std']:.3f}" for k, v in scores.items()})
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
