@@ -59,6 +59,55 @@ def _ex_m12_optimal_logit(answer: Any) -> list[str]:
     return problems
 
 
+@exercise_check("ex-m12-prior-split",
+                answer="a function kl_parts(mean, cov) of float64 tensors of shapes (d,) and "
+                       "(d, d) that returns a dict with the keys 'kl', 'tc' and 'dim_kl'")
+def _ex_m12_prior_split(answer: Any) -> list[str]:
+    import torch
+
+    if not callable(answer):
+        raise _WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+    g = torch.Generator().manual_seed(120)
+    for d in (1, 2, 4):
+        a = torch.randn(d, d, generator=g, dtype=torch.float64)
+        cov = a @ a.T + 0.3 * torch.eye(d, dtype=torch.float64)
+        mean = torch.randn(d, generator=g, dtype=torch.float64)
+        q = torch.distributions.MultivariateNormal(mean, cov)
+        p = torch.distributions.MultivariateNormal(torch.zeros(d, dtype=torch.float64),
+                                                   torch.eye(d, dtype=torch.float64))
+        sd = cov.diagonal().sqrt()
+        marg = torch.distributions.kl_divergence(torch.distributions.Normal(mean, sd),
+                                                 torch.distributions.Normal(0.0, 1.0)).sum()
+        # TC from a Monte-Carlo-free identity of its own: the KL between q and the product
+        # of its marginals (a Gaussian with the same means and a diagonal covariance)
+        product = torch.distributions.MultivariateNormal(mean, torch.diag(cov.diagonal()))
+        want = {"kl": float(torch.distributions.kl_divergence(q, p)),
+                "tc": float(torch.distributions.kl_divergence(q, product)),
+                "dim_kl": float(marg)}
+        try:
+            got = answer(mean.clone(), cov.clone())
+        except NotImplementedError:
+            raise
+        except Exception as err:  # noqa: BLE001 - report any failure of the learner's code
+            return [f"For d = {d} your function raised {type(err).__name__}: {err}"]
+        if not isinstance(got, dict) or set(got) != set(want):
+            return ["Return a dict with exactly the keys 'kl', 'tc' and 'dim_kl'."]
+        problems = []
+        for key, value in want.items():
+            try:
+                mine = float(got[key])
+            except (TypeError, ValueError):
+                return [f"got[{key!r}] is not a number."]
+            if not math.isclose(mine, value, rel_tol=1e-6, abs_tol=1e-9):
+                problems.append(f"For d = {d}, {key} = {mine:.6g} is not the closed form "
+                                f"({value:.6g}).")
+        if problems:
+            if d == 1 and abs(float(got["tc"])) > 1e-9:
+                problems.append("In one dimension there is nothing to correlate: the TC is 0.")
+            return problems
+    return []
+
+
 @exercise_check("ex-m12-unpermuted",
                 answer="a dict with keys (8, 2) and (8, 3), each the simulated fraction of "
                        "permuted rows that equal an original row (a number)")

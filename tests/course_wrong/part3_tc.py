@@ -2,6 +2,8 @@
 
 import math
 
+import torch
+
 
 def _logit(sign=1.0, logdet=True, linear=False):
     def f(z, rho):
@@ -19,12 +21,32 @@ def _joint_only(z, rho):
             - (z1**2 - 2 * rho * z1 * z2 + z2**2) / (2 * (1 - rho**2)))
 
 
+def _kl_parts(mean_term=True, tc_sign=1.0, marginal_means=True, keys=("kl", "tc", "dim_kl")):
+    def f(mean, cov):
+        var = cov.diagonal()
+        logdet = torch.logdet(cov)
+        m2 = mean @ mean if mean_term else 0.0
+        mm = mean**2 if marginal_means else 0.0 * mean
+        out = {"kl": 0.5 * (cov.trace() + m2 - len(mean) - logdet),
+               "tc": tc_sign * 0.5 * (var.log().sum() - logdet),
+               "dim_kl": 0.5 * (var + mm - 1 - var.log()).sum()}
+        return {k: out[k] for k in keys}
+    return f
+
+
 WRONG_ANSWERS = {
     "ex-m12-optimal-logit": [
         _logit(sign=-1.0),  # flipped sign
         _logit(logdet=False),  # the -½ log(1 - ρ²) term forgotten
         _logit(linear=True),  # |ρ| instead of ρ² on the squares
         _joint_only,  # log q(z) instead of the log-odds
+        "not a function",
+    ],
+    "ex-m12-prior-split": [
+        _kl_parts(mean_term=False),  # μᵀμ forgotten in the joint KL
+        _kl_parts(tc_sign=-1.0),  # TC with the wrong sign
+        _kl_parts(marginal_means=False),  # the marginals' means forgotten
+        _kl_parts(keys=("kl", "tc")),  # a key missing
         "not a function",
     ],
     "ex-m12-unpermuted": [
