@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RESULTS_ENV", "results_dir", "Provenance", "Result", "Table", "save", "load"]
+__all__ = ["RESULTS_ENV", "STAMP_FILE", "results_dir", "Provenance", "Result", "Table", "save",
+           "load", "source_state", "write_stamp", "main"]
 
 #: environment variable naming another results folder (e.g. on Colab, a copy of book/results)
 RESULTS_ENV = "DLIB_RESULTS_DIR"
@@ -41,13 +42,88 @@ def results_dir() -> Path:
     return Path(env) if env else _REPO / "book" / "results"
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, root: Path = _REPO) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=_REPO, capture_output=True, text=True,
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                              check=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip()
+    # not stripped: a porcelain status line starts with a space (" M path")
+    return out.stdout
+
+
+# ---- which code ran: git, or a stamp for copies of the tree without git ----------------------
+#: written by ``python -m dlib.results stamp`` at the root of the tree; it travels with a copy of
+#: the working tree to a machine that gets no ``.git`` (e.g. a lent GPU machine), where it tells
+#: which commit the copy was made from and whether it was changed since
+STAMP_FILE = ".dlib-source.json"
+
+
+def _changed_paths(status: str) -> list[str]:
+    """The paths of ``git status --porcelain`` lines (the new name of a rename)."""
+    return [line[3:].split(" -> ")[-1].strip('"') for line in status.splitlines() if line]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_stamp(root: str | os.PathLike = _REPO) -> Path:
+    """Record HEAD, whether the tree differs from it, and a hash of every file git would carry
+    (tracked and untracked-not-ignored) in ``root/STAMP_FILE``. Needs git."""
+    root = Path(root)
+    commit = (_git("rev-parse", "--verify", "-q", "HEAD", root=root) or "").strip()
+    if not commit:
+        raise RuntimeError(f"{root} is not a git repository with a commit; nothing to stamp")
+    listed = (_git("ls-files", "--cached", "--others", "--exclude-standard", root=root) or "")
+    files = sorted({f for f in listed.splitlines() if f and f != STAMP_FILE
+                    and (root / f).is_file()})
+    status = _git("status", "--porcelain", "--untracked-files=all", root=root) or ""
+    changed = [f for f in _changed_paths(status) if f != STAMP_FILE]
+    stamp = {"commit": commit, "dirty": bool(changed), "changed": changed,
+             "written_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "files": {f: _sha256(root / f) for f in files}}
+    path = root / STAMP_FILE
+    path.write_text(json.dumps(stamp, indent=0))
+    return path
+
+
+def source_state(root: str | os.PathLike = _REPO, ignore: tuple[str, ...] = (),
+                 ignore_dirs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``{"commit", "dirty", "source"}`` of the code in ``root``.
+
+    From git when ``root`` is a repository; otherwise from :data:`STAMP_FILE`, where ``dirty`` is
+    true if the stamp says so or any stamped file is now missing or different; otherwise
+    ``source="unknown"`` with ``commit`` and ``dirty`` None — never a silent "clean".
+    ``ignore`` (paths) and ``ignore_dirs`` (prefixes such as ``"book/results/"``) name files a
+    run is expected to change.
+    """
+    root = Path(root)
+
+    def counts(path: str) -> bool:
+        return path not in ignore and not any(path.startswith(d) for d in ignore_dirs)
+
+    commit = (_git("rev-parse", "--verify", "-q", "HEAD", root=root) or "").strip()
+    if commit:
+        status = _git("status", "--porcelain", "--untracked-files=all", root=root) or ""
+        changed = [f for f in _changed_paths(status) if counts(f)]
+        return {"commit": commit, "dirty": bool(changed), "source": "git"}
+    path = root / STAMP_FILE
+    if not path.exists():
+        return {"commit": None, "dirty": None, "source": "unknown"}
+    try:
+        stamp = json.loads(path.read_text())
+        files, stamped_commit = dict(stamp["files"]), str(stamp["commit"])
+        stamped_changes = [f for f in stamp.get("changed", []) if counts(f)]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a source stamp ({err}); rewrite it with "
+                         "python -m dlib.results stamp") from err
+    differs = [f for f, digest in files.items() if counts(f)
+               and (not (root / f).is_file() or _sha256(root / f) != digest)]
+    return {"commit": stamped_commit, "dirty": bool(stamped_changes or differs),
+            "source": "stamp"}
 
 
 def _device_name() -> str:
@@ -72,15 +148,14 @@ class Provenance:
 
     def finish(self, **extra: Any) -> dict[str, Any]:
         """The provenance record (a JSON-able dict), with the wall time up to now."""
-        status = _git("status", "--porcelain", "--untracked-files=all") or ""
-        changed = [line[3:] for line in status.splitlines()
-                   if not line[3:].startswith("book/results/")]
+        state = source_state(ignore_dirs=("book/results/",))
         from dlib import config
 
         return {
             "command": self.command,
-            "commit": _git("rev-parse", "HEAD"),
-            "dirty": bool(changed),
+            "commit": state["commit"],
+            "dirty": state["dirty"],
+            "source": state["source"],
             "device": _device_name(),
             "torch": torch.__version__,
             "python": platform.python_version(),
@@ -132,7 +207,9 @@ class Result:
     def note(self) -> str:
         """One line saying which run produced this result."""
         p = self.provenance
-        commit = (p.get("commit") or "unknown commit")[:7] + (" (dirty)" if p.get("dirty") else "")
+        dirty = p.get("dirty")
+        state = " (dirty)" if dirty else (" (tree state unknown)" if dirty is None else "")
+        commit = (p["commit"][:7] if p.get("commit") else "unknown commit") + state
         when = (p.get("started_utc") or "?")[:10]
         wall = p.get("wall_s")
         took = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""
@@ -206,3 +283,24 @@ def load(name: str, root: str | os.PathLike | None = None) -> Result | None:
     if not isinstance(data, dict) or "provenance" not in data:
         raise ValueError(f"{path} is not a dlib result (no 'provenance' record)")
     return Result(path, data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dlib.results stamp``: write the source stamp (see :func:`write_stamp`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dlib.results",
+        description="Write .dlib-source.json, which tells a copy of this tree without git which "
+                    "commit it was made from (carry it to the machine that runs the code).")
+    parser.add_argument("action", choices=["stamp"])
+    parser.parse_args(argv)
+    path = write_stamp()
+    stamp = json.loads(path.read_text())
+    print(f"wrote {path}: commit {stamp['commit'][:7]}, dirty={stamp['dirty']}, "
+          f"{len(stamp['files'])} files")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -66,6 +66,77 @@ def test_results_dir_follows_the_environment(monkeypatch, tmp_path):
     assert results.results_dir().parts[-2:] == ("book", "results")
 
 
+# ---- which code ran: git or the source stamp ---------------------------------------------------
+def _repo(tmp_path):
+    import subprocess
+
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text("A = 1\n")
+    (root / "b.txt").write_text("b\n")
+    (root / ".gitignore").write_text("ignored/\n" + results.STAMP_FILE + "\n")
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=root,
+                       check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "x")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    return root, head
+
+
+def _copy_without_git(root, dest):
+    import shutil
+
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".git"))
+    return dest
+
+
+def test_source_state_from_git_and_from_the_stamp(tmp_path):
+    root, head = _repo(tmp_path)
+    assert results.source_state(root) == {"commit": head, "dirty": False, "source": "git"}
+    results.write_stamp(root)
+    assert results.source_state(root)["dirty"] is False  # the stamp itself is ignored
+    copy = _copy_without_git(root, tmp_path / "copy")
+    assert results.source_state(copy) == {"commit": head, "dirty": False, "source": "stamp"}
+    # a changed file makes the copy dirty, unless the run is expected to change it
+    (copy / "pkg" / "a.py").write_text("A = 2\n")
+    assert results.source_state(copy)["dirty"] is True
+    assert results.source_state(copy, ignore=("pkg/a.py",))["dirty"] is False
+    assert results.source_state(copy, ignore_dirs=("pkg/",))["dirty"] is False
+    (copy / "b.txt").unlink()  # so does a missing one
+    assert results.source_state(copy, ignore_dirs=("pkg/",))["dirty"] is True
+
+
+def test_stamp_of_a_dirty_tree_stays_dirty_and_no_source_is_unknown(tmp_path):
+    root, head = _repo(tmp_path)
+    (root / "b.txt").write_text("changed\n")
+    (root / "new.py").write_text("x = 1\n")  # untracked files travel too
+    results.write_stamp(root)
+    stamp = json.loads((root / results.STAMP_FILE).read_text())
+    assert stamp["dirty"] and set(stamp["changed"]) == {"b.txt", "new.py"}
+    assert "new.py" in stamp["files"] and "ignored/x" not in stamp["files"]
+    copy = _copy_without_git(root, tmp_path / "copy")
+    assert results.source_state(copy) == {"commit": head, "dirty": True, "source": "stamp"}
+    assert results.source_state(copy, ignore=("b.txt", "new.py"))["dirty"] is False
+    (copy / results.STAMP_FILE).unlink()
+    assert results.source_state(copy) == {"commit": None, "dirty": None, "source": "unknown"}
+    (copy / results.STAMP_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="source stamp"):
+        results.source_state(copy)
+    with pytest.raises(RuntimeError, match="not a git repository"):
+        results.write_stamp(copy)
+
+
+def test_note_says_when_the_tree_state_is_unknown(tmp_path):
+    prov = {**_prov(), "commit": None, "dirty": None}
+    path = results.save("x", {"a": 1}, prov, root=tmp_path)
+    assert "unknown commit (tree state unknown)" in results.load(path.stem, tmp_path).note()
+
+
 # ---- dlib.study ---------------------------------------------------------------------------------
 def test_experiments_match_the_study_grids():
     from dlib.methods.presets import STUDY_GRIDS

@@ -60,25 +60,18 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout
+def git_state(ignore: set[Path]) -> tuple[str | None, bool | None]:
+    """(HEAD commit or None, whether the tree differs from it, ``ignore``d files excepted).
 
+    From git, or from the source stamp (``python -m dlib.results stamp``) in a copy of the tree
+    without git; (None, None) when neither says.
+    """
+    sys.path.insert(0, str(ROOT))
+    from dlib.results import source_state
 
-def git_state(ignore: set[Path]) -> tuple[str | None, bool]:
-    """(HEAD commit or None, whether the tree differs from it, ``ignore``d files excepted)."""
-    commit = _git("rev-parse", "--verify", "-q", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=all") or ""
-    ignored = {p.resolve().relative_to(ROOT).as_posix() for p in ignore}
-    changed = []
-    for line in status.splitlines():
-        path = line[3:].split(" -> ")[-1].strip('"')
-        if path not in ignored:
-            changed.append(path)
-    return (commit.strip() if commit else None), bool(changed)
+    ignored = tuple(p.resolve().relative_to(ROOT).as_posix() for p in ignore)
+    state = source_state(ROOT, ignore=ignored)
+    return state["commit"], state["dirty"]
 
 
 def environment_record(env: dict[str, str]) -> dict:
