@@ -193,6 +193,53 @@ def test_saturation_rule_pure_function():
     assert z2_exhausted(t(0.05), 0.1) and not z2_exhausted(t(0.2), 0.1)
 
 
+def test_saturation_rule_min_kl_and_patience():
+    """The optional gate: an almost empty dimension has not saturated until its patience runs
+    out; an informative one switches as before; min_kl = 0 is the default rule exactly."""
+    t = torch.tensor
+    args = dict(num_z1=4, tol=0.1, floor=0.5, min_steps=10)
+    no = t(False)
+    flat_empty = (t(0.1), t(0.1))  # flat at 0.1 nats
+    assert saturation_rule(*flat_empty, t(10), t(1), no, **args)  # the default rule switches
+    gated = dict(args, min_kl=1.0, max_steps=50)
+    assert not saturation_rule(*flat_empty, t(10), t(1), no, **gated)
+    assert not saturation_rule(*flat_empty, t(49), t(1), no, **gated)
+    assert saturation_rule(*flat_empty, t(50), t(1), no, **gated)  # patience ran out
+    assert saturation_rule(t(2.05), t(2.0), t(10), t(1), no, **gated)  # informative, flat
+    assert not saturation_rule(t(2.5), t(2.0), t(10), t(1), no, **gated)  # still growing
+    # without patience an empty dimension waits for good
+    assert not saturation_rule(*flat_empty, t(10**6), t(1), no, **dict(args, min_kl=1.0))
+    # every flat or growing case agrees with the default rule when min_kl = 0
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        now, prev = torch.rand(2, generator=g) * 3
+        steps = t(int(torch.randint(0, 30, (1,), generator=g)))
+        assert bool(saturation_rule(now, prev, steps, t(2), no, **args)) == bool(
+            saturation_rule(now, prev, steps, t(2), no, **dict(args, min_kl=0.0, max_steps=None)))
+    with pytest.raises(ValueError, match="saturation_min_kl"):
+        OAT((1, 64, 64), saturation_min_kl=-1.0)
+    with pytest.raises(ValueError, match="max_dim_steps"):
+        OAT((1, 64, 64), min_dim_steps=100, max_dim_steps=50)
+
+
+def test_command_line_options_reach_the_config_and_keep_their_own_runs(tmp_path):
+    out = tmp_path / "oat.json"
+    base = ["--seeds", "1", "--steps", "4", "--out", str(out), "--work", str(tmp_path / "w"),
+            "--profile", "quick", "--batch-size", "4", "--no-progress"]
+    assert main([*base, "--option", "saturation_min_kl=0.5", "--option", "max_dim_steps=4"]) == 0
+    data = json.loads(out.read_text())
+    assert data["options"]["saturation_min_kl"] == 0.5 and data["options"]["max_dim_steps"] == 4
+    assert data["runs"][0]["config"]["saturation_min_kl"] == 0.5
+    assert "--option saturation_min_kl=0.5" in data["provenance"]["command"]
+    evals = sorted(p.name for p in (tmp_path / "w").glob("*.eval.json"))
+    assert main(base) == 0  # the default run does not reuse the variant's files
+    assert len(sorted(p.name for p in (tmp_path / "w").glob("*.eval.json"))) == len(evals) + 1
+    with pytest.raises(SystemExit):
+        main([*base, "--option", "no_such_field=1"])
+    with pytest.raises(SystemExit):
+        main([*base, "--option", "saturation_min_kl=not a literal"])
+
+
 def test_switching_on_a_scripted_kl_sequence():
     """Feed scripted running KLs to the method's buffers; dimensions switch on exactly when the
     plain-Python rule says so."""

@@ -68,6 +68,8 @@ Choices where the paper is silent (each documented in :class:`OATConfig`):
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import json
 import math
 import shlex
@@ -126,6 +128,10 @@ class OATConfig:
     min_dim_steps: int = 4_500  # a dimension is trained at least this long before the next
     saturation_tol: float = 0.02  # relative KL growth per check below which it has saturated
     saturation_floor: float = 0.1  # nats; growth is relative to max(previous KL, this)
+    # optional, off by default: a dimension also has to hold ``saturation_min_kl`` nats before it
+    # counts as saturated, unless it has been on for ``max_dim_steps`` (then the next is tried)
+    saturation_min_kl: float = 0.0
+    max_dim_steps: int | None = None
     z2_zero_kl: float = 0.1  # nats; z2's total KL below this counts as zero (stop switching)
     lr: float = 1e-4
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
@@ -174,15 +180,21 @@ def intervene(z1: Tensor, n_active: Tensor, generator: torch.Generator | None = 
 
 def saturation_rule(kl_now: Tensor, kl_prev: Tensor, steps_active: Tensor, n_active: Tensor,
                     stopped: Tensor, num_z1: int, tol: float, floor: float,
-                    min_steps: int) -> Tensor:
+                    min_steps: int, min_kl: float = 0.0, max_steps: int | None = None) -> Tensor:
     """Whether to switch on the next z1 dimension (a bool tensor; no host synchronisation).
 
     True when the current dimension's running KL grew by at most ``tol · max(kl_prev, floor)``
     since the previous check, it has been active for ≥ ``min_steps`` steps, switching has not
-    stopped, and a dimension is left.
+    stopped, and a dimension is left. With ``min_kl`` > 0 the dimension must also hold that many
+    nats (a dimension that stays near the prior has not "saturated", it has not started) — or
+    have been on for ``max_steps`` steps, so that an empty dimension cannot block the rest.
     """
     saturated = (kl_now - kl_prev) <= tol * torch.clamp(kl_prev, min=floor)
-    return saturated & (steps_active >= min_steps) & ~stopped & (n_active < num_z1)
+    informative = kl_now >= min_kl
+    if max_steps is not None:
+        informative = informative | (steps_active >= max_steps)
+    return (saturated & informative & (steps_active >= min_steps) & ~stopped
+            & (n_active < num_z1))
 
 
 def z2_exhausted(kl_z2: Tensor, threshold: float) -> Tensor:
@@ -231,6 +243,9 @@ class OAT(Method):
             raise ValueError("pretrain_steps and beta_ramp_steps must be non-negative")
         if cfg.check_every < 1 or cfg.min_dim_steps < 0:
             raise ValueError("check_every must be positive and min_dim_steps non-negative")
+        if cfg.saturation_min_kl < 0 or (cfg.max_dim_steps is not None
+                                         and cfg.max_dim_steps < cfg.min_dim_steps):
+            raise ValueError("saturation_min_kl must be ≥ 0 and max_dim_steps ≥ min_dim_steps")
         if not 0.0 <= cfg.kl_decay < 1.0:
             raise ValueError(f"kl_decay must be in [0, 1), got {cfg.kl_decay}")
         if cfg.code_likelihood not in ("unit", "posterior"):
@@ -428,7 +443,8 @@ class OAT(Method):
         kl_now = self.kl_z1_ema.index_select(0, cur).squeeze(0)
         switch = saturation_rule(kl_now, self.kl_check, steps_taken - self.last_switch,
                                  self.n_active, self.stopped, cfg.num_z1, cfg.saturation_tol,
-                                 cfg.saturation_floor, cfg.min_dim_steps)
+                                 cfg.saturation_floor, cfg.min_dim_steps,
+                                 cfg.saturation_min_kl, cfg.max_dim_steps)
         self.n_active.add_(switch.long())
         idx = torch.arange(cfg.num_z1, device=self.mask.device)
         self.mask.copy_((idx < self.n_active).to(self.mask.dtype))
@@ -639,8 +655,11 @@ def run(seeds: list[int], steps: int, out: str | Path, *, batch_size: int = 128,
     log_every = log_every or max(1, min(1000, steps // 50))
     runs: list[dict[str, Any]] = []
     arrays: dict[str, np.ndarray] = {}
+    # runs with other options keep their own checkpoints and evaluations
+    variant = "" if not overrides else "_" + hashlib.sha1(
+        json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
     for seed in seeds:
-        tag = f"seed{seed}_steps{steps}_bs{batch_size}_{profile}"
+        tag = f"seed{seed}_steps{steps}_bs{batch_size}_{profile}{variant}"
         ev_path = wdir / f"{tag}.eval.json"
         if not ev_path.exists():
             method = OAT(tuple(data.image_shape), seed=seed, **options)
@@ -701,15 +720,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=["quick", "full"])
     parser.add_argument("--represent", nargs="+", choices=["z1", "z"], default=["z1"])
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an OATConfig field, e.g. saturation_min_kl=1.0 "
+                             "(repeatable; values are read as Python literals)")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.steps < 1:
         parser.error("--seeds and --steps must be positive")
+    overrides = {}
+    fields = set(OATConfig.__dataclass_fields__)
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            parser.error(f"--option needs KEY=VALUE with KEY an OATConfig field, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parser.error(f"--option {key}: {value!r} is not a Python literal")
     line = shlex.join(["python", "-m", "dlib.oat_study",
                        *(argv if argv is not None else sys.argv[1:])])
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     path = run(seeds, args.steps, args.out, batch_size=args.batch_size, work=args.work,
                profile=args.profile, represent=tuple(args.represent),
-               show_progress=not args.no_progress, command_line=line)
+               show_progress=not args.no_progress, command_line=line, **overrides)
     data = json.loads(path.read_text())
     print(f"wrote {path}")
     for w, scores in data["summary"].items():
