@@ -252,8 +252,8 @@ def run(*, datasets: list[str] | None = None, methods: list[str] | None = None,
                              for d in datasets},
                    "planned_runs": len(plan), "complete": len(runs) == len(plan),
                    "paper_table2": PAPER_TABLE2, "runs": runs}
-        path = _results.save(RESULT_NAME, payload, prov.finish(scale=scale, seeds=seeds),
-                             root=out)
+        provenance = prov.finish(scale=scale, seeds=seeds, profile=profile)
+        path = _results.save(RESULT_NAME, payload, provenance, root=out)
         res = _results.load(RESULT_NAME, root=path.parent)
         assert res is not None
         return DEFTStudy(res)

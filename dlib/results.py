@@ -147,7 +147,11 @@ class Provenance:
         self.started_utc = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def finish(self, **extra: Any) -> dict[str, Any]:
-        """The provenance record (a JSON-able dict), with the wall time up to now."""
+        """The provenance record (a JSON-able dict), with the wall time up to now.
+
+        ``extra`` entries are added and win: a command that was told its profile (``--profile``)
+        passes ``profile=`` so the record says what ran, not what the environment defaults to.
+        """
         state = source_state(ignore_dirs=("book/results/",))
         from dlib import config
 

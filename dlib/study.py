@@ -325,7 +325,7 @@ def run(name: str, *, seeds: list[int] | None = None, steps: int | None = None,
         "metric_options": metric_options(profile),
         "runs": runs,
     }
-    provenance = prov.finish(steps=steps, seeds=seeds)
+    provenance = prov.finish(steps=steps, seeds=seeds, profile=profile)  # the profile it ran
     path = _results.save(f"{RESULT_FOLDER}/{name}", payload, provenance, traversals, root=out)
     result = _results.load(f"{RESULT_FOLDER}/{name}", root=path.parents[1])
     assert result is not None

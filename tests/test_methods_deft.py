@@ -471,16 +471,17 @@ def test_study_plans_follow_table_1_and_the_study_protocol():
         deft_study.method_plan("vq_vae", "dsprites")
 
 
-def test_study_command_runs_tiny_on_cpu_with_provenance(tmp_path):
+def test_study_command_runs_tiny_on_cpu_with_provenance(tmp_path, monkeypatch):
     from dlib import deft_study
 
+    monkeypatch.setenv("DLIB_PROFILE", "full")  # the environment's default is not what ran
     kw = dict(datasets=["dsprites"], methods=["deft"], seeds=[0], scale=1e-4,
               work=tmp_path / "work", out=tmp_path / "out", profile="quick", show_progress=False)
     res = deft_study.run(command_line="tiny", **kw)
     assert (tmp_path / "out" / "deft.json").exists()
     for key in ("command", "commit", "device", "torch", "started_utc", "wall_s"):
         assert key in res.provenance
-    assert res.provenance["command"] == "tiny"
+    assert res.provenance["command"] == "tiny" and res.provenance["profile"] == "quick"
     (run,) = res.runs
     assert run["steps"] == 26 and run["stage_ends"] == [2, 4, 9, 26]
     assert len(run["stage_mig"]) == 4 and run["mig"] == run["stage_mig"][-1]

@@ -427,7 +427,8 @@ def test_schedule_for_and_bad_config():
         schedule_for(0)
 
 
-def test_command_line_writes_results_with_provenance(tmp_path):
+def test_command_line_writes_results_with_provenance(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLIB_PROFILE", "full")  # --profile quick below must be what is recorded
     out = tmp_path / "res" / "oat.json"
     argv = ["--seeds", "2", "--steps", "6", "--out", str(out), "--work", str(tmp_path / "w"),
             "--profile", "quick", "--batch-size", "4", "--no-progress"]
@@ -437,6 +438,7 @@ def test_command_line_writes_results_with_provenance(tmp_path):
     for key in ("command", "commit", "device", "torch", "started_utc", "wall_s"):
         assert key in prov
     assert prov["command"].startswith("python -m dlib.oat_study --seeds 2 --steps 6")
+    assert prov["profile"] == "quick"
     assert data["seeds"] == [0, 1] and len(data["runs"]) == 2
     for name in ("factor_vae", "mig", "dci", "beta_vae"):
         s = data["summary"]["z1"][name]

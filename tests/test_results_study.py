@@ -196,11 +196,13 @@ def test_recon_and_kl_equal_a_plain_computation():
 
 def test_run_saves_a_resumable_result(tmp_path, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("DLIB_PROFILE", "full")  # the environment's default is not what ran
     kw = dict(seeds=[0, 1], steps=4, work=tmp_path / "work", out=tmp_path / "out",
               profile="quick", batched=False, show_progress=False, command_line="cmd")
     res = study.run("beta_vae", **kw)
     assert res.data["complete"] and res.data["steps"] == 4 and len(res.runs) == 2
     assert res.provenance["command"] == "cmd" and res.provenance["seeds"] == [0, 1]
+    assert res.provenance["profile"] == "quick" and "(quick profile)" in res.note()
     mig = res.scores("mig")
     assert mig.shape == (2,) and np.all((mig >= 0) & (mig <= 1))
     mean, std, n = res.summary()["beta=4"]["mig"]

@@ -696,7 +696,7 @@ def run(seeds: list[int], steps: int, out: str | Path, *, batch_size: int = 128,
                "batch_size": batch_size, "seeds": list(seeds), "options": options,
                "represent": list(represent), "metric_options": metric_options(profile),
                "summary": summary, "runs": runs}
-    provenance = prov.finish(steps=steps, seeds=list(seeds))
+    provenance = prov.finish(steps=steps, seeds=list(seeds), profile=profile)
     return _results.save(out.stem, payload, provenance, arrays, root=out.parent)
 
 
