@@ -15,6 +15,7 @@ a result has not been produced yet, so chapters can say so instead of failing.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -65,8 +66,6 @@ def _changed_paths(status: str) -> list[str]:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -90,19 +90,12 @@ def _ex_m12_prior_split(answer: Any) -> list[str]:
             raise
         except Exception as err:  # noqa: BLE001 - report any failure of the learner's code
             return [f"For d = {d} your function raised {type(err).__name__}: {err}"]
-        if not isinstance(got, dict) or set(got) != set(want):
-            return ["Return a dict with exactly the keys 'kl', 'tc' and 'dim_kl'."]
-        problems = []
-        for key, value in want.items():
-            try:
-                mine = float(got[key])
-            except (TypeError, ValueError):
-                return [f"got[{key!r}] is not a number."]
-            if not math.isclose(mine, value, rel_tol=1e-6, abs_tol=1e-9):
-                problems.append(f"For d = {d}, {key} = {mine:.6g} is not the closed form "
-                                f"({value:.6g}).")
+        mine = {k: as_number(v, k) for k, v in parts(got, want).items()}
+        problems = [f"For d = {d}, {key} = {mine[key]:.6g} is not the closed form ({value:.6g})."
+                    for key, value in want.items()
+                    if not math.isclose(mine[key], value, rel_tol=1e-6, abs_tol=1e-9)]
         if problems:
-            if d == 1 and abs(float(got["tc"])) > 1e-9:
+            if d == 1 and abs(mine["tc"]) > 1e-9:
                 problems.append("In one dimension there is nothing to correlate: the TC is 0.")
             return problems
     return []
