@@ -1,0 +1,87 @@
+"""Training scales: how large one model of a study is trained and how large its scoring is.
+
+A *scale* bundles everything that sets the cost of one study model: the image size and the
+network width, the number of training images, steps, batch size and learning rate, and the
+sample sizes of the metrics. Studies (``dlib.studies``) and chapters name a scale instead of
+repeating numbers:
+
+``quick``
+    a smoke test of the pipeline on a 2,000-image subset (CI); never a result.
+``full``
+    the Locatello et al. (2019) protocol for a GPU: 64×64 dSprites, the reference network,
+    300,000 steps at batch 64, Adam 1e-4, the study's metric settings.
+
+Other scales (such as a CPU scale chosen by measurement) are added to :data:`SCALES`; a caption
+shows a scale with :meth:`Scale.caption`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Scale", "SCALES", "get"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The sizes that set the cost of training and scoring one model."""
+
+    name: str
+    description: str
+    steps: int
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    image_size: int = 64  #: side of the square images the data is rendered at
+    width: float = 1.0  #: multiplier of the reference network's channel/unit counts
+    num_images: int | None = None  #: a training subset of this size; None = the whole set
+    #: options passed to each metric (``dlib.metrics.compute(name, ..., **options)``);
+    #: an empty dict means the study's defaults
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"scale {self.name!r}: steps and batch_size must be positive")
+        if self.learning_rate <= 0 or self.width <= 0:
+            raise ValueError(f"scale {self.name!r}: learning_rate and width must be positive")
+        if self.num_images is not None and self.num_images < self.batch_size:
+            raise ValueError(f"scale {self.name!r}: num_images < batch_size")
+
+    def metric_options(self, name: str) -> dict[str, Any]:
+        """The options of metric ``name`` at this scale (a copy; empty = study defaults)."""
+        return dict(self.metrics.get(name, {}))
+
+    def replace(self, **changes: Any) -> Scale:
+        """A copy with some sizes changed (e.g. ``steps``); the name records the change."""
+        return dataclasses.replace(self, **changes)
+
+    def caption(self) -> str:
+        """One line for a table caption: what was trained, at which size."""
+        data = "all images" if self.num_images is None else f"{self.num_images:,} images"
+        net = "reference network" if self.width == 1.0 else f"reference network × {self.width:g}"
+        return (f"{self.name} scale: {self.image_size}×{self.image_size} {data}, {net}, "
+                f"{self.steps:,} steps, batch {self.batch_size}, Adam {self.learning_rate:g}")
+
+
+#: the quick profile's metric sample sizes: a smoke test of the pipeline, not a result
+_QUICK_METRICS: dict[str, dict[str, Any]] = {
+    "factor_vae": {"num_train": 100, "num_eval": 50, "num_variance_estimate": 500},
+    "mig": {"num_train": 500},
+    "dci": {"num_train": 500, "num_test": 250},
+    "sap": {"num_train": 500, "num_test": 250},
+}
+
+SCALES: dict[str, Scale] = {
+    "quick": Scale("quick", "smoke test of the pipeline (CI); never a result", steps=200,
+                   num_images=2_000, metrics=_QUICK_METRICS),
+    "full": Scale("full", "the Locatello et al. (2019) study protocol, sized for a GPU",
+                  steps=300_000),
+}
+
+
+def get(name: str) -> Scale:
+    """The scale called ``name`` (a clear error for an unknown one)."""
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; choose one of {sorted(SCALES)}")
+    return SCALES[name]
