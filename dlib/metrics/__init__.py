@@ -19,6 +19,7 @@ import numpy as np
 
 from dlib.metrics.beta_vae import compute_beta_vae
 from dlib.metrics.dci import compute_dci, dci
+from dlib.metrics.downstream import compute_downstream_task
 from dlib.metrics.factor_vae import compute_factor_vae
 from dlib.metrics.irs import compute_irs, irs
 from dlib.metrics.mig import compute_mig, mig, mutual_info_matrix
@@ -46,6 +47,7 @@ __all__ = [
     "compute_factor_vae",
     "compute_beta_vae",
     "compute_dci",
+    "compute_downstream_task",
     "compute_sap",
     "dci",
     "sap",
@@ -81,10 +83,11 @@ METRICS: dict[str, Callable[..., dict]] = {
     "udr": compute_udr,
     "mig": compute_mig,
     "translation": compute_translation,
+    "downstream_task": compute_downstream_task,
 }
 """Harness function of each metric name. disentanglement_lib's gin names: ``beta_vae_sklearn``,
 ``factor_vae_score``, ``mig``, ``dci``, ``sap_score``, ``modularity_explicitness``, ``irs``,
-``unsupervised_metrics``, ``udr_sklearn``."""
+``unsupervised_metrics``, ``udr_sklearn``, ``downstream_task``."""
 
 
 def compute(name: str, data, represent, random_state: np.random.RandomState | int, **options):

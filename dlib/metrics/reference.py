@@ -16,7 +16,7 @@ __all__ = ["INSTALL", "load_reference"]
 INSTALL = "pip install disentanglement-lib==1.5 --no-deps gin-config==0.4.0 six absl-py"
 
 _MODULES = ["utils", "beta_vae", "factor_vae", "mig", "dci", "sap_score",
-            "modularity_explicitness", "irs", "unsupervised_metrics"]
+            "modularity_explicitness", "irs", "unsupervised_metrics", "downstream_task"]
 
 
 def load_reference(num_bins: int = 20, prune_threshold: float = 0.05) -> SimpleNamespace:
