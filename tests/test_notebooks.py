@@ -5,6 +5,8 @@
 - chapters define no top-level functions or classes outside exercise solutions (library code
   belongs in dlib and is shown with inspect.getsource);
 - every chapter starts with the Colab set-up cell of book/colab_setup_cell.md;
+- no markup that renders other than meant: a wrapped line read as a list, a role in a fence's
+  opening line;
 - every {cite} key exists in book/references.bib;
 - _toc.yml lists every chapter notebook, and every file it lists exists.
 """
@@ -22,7 +24,9 @@ import pytest
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
 from markdown_it import MarkdownIt
+from mdit_py_plugins.amsmath import amsmath_plugin
 from mdit_py_plugins.colon_fence import colon_fence_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -166,6 +170,77 @@ def test_starts_with_one_title(md: Path):
     assert first is not None
     headings = [ln for ln in first.source.splitlines() if ln.startswith("#")]
     assert headings and re.match(r"# \S", headings[0]), f"{md.name} must start with '# Title'"
+
+
+# --- markup that renders other than meant -----------------------------------------------------
+
+# the block structure the book's parser sees (MyST adds its directives on top of CommonMark)
+_myst = (MarkdownIt("commonmark").use(colon_fence_plugin).use(dollarmath_plugin)
+         .use(amsmath_plugin).enable("table"))
+_FENCE_OPENING = re.compile(r"^\s*(`{3,}|:{3,})\{[\w:-]+\}(.*)$")
+
+
+def markup_problems(text: str, first_line: int = 1) -> list[str]:
+    """Lines whose markup the reader would see broken.
+
+    * a list that starts right after a paragraph line: a wrapped line that begins with ``- ``,
+      ``+ ``, ``* `` or ``1)`` becomes a list item and cuts the sentence (and its math) in two,
+      so a real list needs a blank line before it;
+    * a directive whose opening line holds a role (``{cite:p}`key```): a backtick fence's opening
+      line may not contain backticks, so the directive becomes plain text.
+
+    Directive bodies (exercises, solutions, admonitions) are checked too.
+    """
+    problems = []
+    for n, line in enumerate(text.splitlines()):
+        m = _FENCE_OPENING.match(line)
+        if m and re.search(r"`|\{(cite|ref|doc|eq|numref)", m.group(2)):
+            problems.append(f"line {first_line + n}: a role in a directive's opening line")
+    lines = text.splitlines()
+    paragraph_end: dict[int, int] = {}  # level -> line after the last paragraph at that level
+    for token in _myst.parse(text):
+        if token.type == "paragraph_open" and token.map:
+            paragraph_end[token.level] = token.map[1]
+        elif token.type in ("bullet_list_open", "ordered_list_open") and token.map:
+            start = token.map[0]
+            if paragraph_end.get(token.level) == start:
+                problems.append(f"line {first_line + start}: a list right after a paragraph "
+                                f"line (a wrapped line read as a list?): {lines[start][:60]!r}")
+        elif token.type in ("fence", "colon_fence") and token.map and re.match(
+            r"\{(?!code)[\w:-]+\}", token.info.strip()
+        ):
+            body = token.content.splitlines()
+            skip = 0
+            while skip < len(body) and body[skip].startswith(":"):  # the directive's options
+                skip += 1
+            problems += markup_problems("\n".join(body[skip:]), first_line + token.map[0] + 1
+                                        + skip)
+    return problems
+
+
+def test_markup_problems_finds_the_known_kinds():
+    wrapped = "the average is $\\tfrac12(1 - \\log\\sigma^2\n- 1)$, as claimed.\n"
+    assert markup_problems(wrapped) == [
+        "line 2: a list right after a paragraph line (a wrapped line read as a list?): "
+        "'- 1)$, as claimed.'"
+    ]
+    assert len(markup_problems("after `start + (j +\n1) * every` steps\n")) == 1
+    assert markup_problems("$$\na\n+ b\n$$\n") == []  # inside display math: no list
+    assert markup_problems("Steps:\n\n- one\n- two\n") == []
+    table = "```{list-table} Rates in Table 2 {cite:p}`key`\n* - a\n  - b\n```\n"
+    found = markup_problems(table)  # the fence is not one: its first row follows a paragraph
+    assert found[0] == "line 1: a role in a directive's opening line" and len(found) == 2
+    assert markup_problems(table.replace(" {cite:p}`key`", "")) == []
+    inside = "```{solution-start} ex\n:class: dropdown\n```\n\n:::{note}\ntext\n+ more\n:::\n"
+    assert len(markup_problems(inside)) == 1
+
+
+@pytest.mark.parametrize(
+    "page", CHAPTERS + sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name
+)
+def test_no_markup_that_renders_broken(page: Path):
+    problems = markup_problems(page.read_text(encoding="utf-8"))
+    assert not problems, f"{page.name}: " + "; ".join(problems)
 
 
 # --- citations and table of contents ------------------------------------------------------------
