@@ -706,10 +706,39 @@ def test_compute_table_of_this_book():
 
 def test_course_plan(tmp_path: Path):
     plan = guide.course_plan(_fake_book(tmp_path))
-    chapters = {topic: chapter for _, topic, chapter, _ in plan.rows}
-    assert chapters["Variational autoencoders, the ELBO, β-VAE"] == "`01_vae_basics.ipynb`"
-    assert chapters["Mutual information gap (MIG)"] == "`07_mig.ipynb`"
-    assert chapters["DCI"] == "planned"
+    chapters = {topic: (part, chapter) for part, topic, chapter, _ in plan.rows}
+    assert chapters["Variational autoencoders, the ELBO, β-VAE"] == (
+        "Part I", "`01_vae_basics.ipynb`")  # the part's caption in _toc.yml
+    assert chapters["MIG, Modularity and max-m NMI"] == (
+        "Part II · Measuring disentanglement", "planned")
+    # a chapter no topic names gets its own row; the guide is not a topic
+    assert chapters[f"A title ({guide.NOT_PLANNED})"] == (
+        "(not in the table of contents)", "`07_mig.ipynb`")
+    assert len(plan.rows) == len(guide.PLAN) + 1
+    assert "90_course_guide" not in plan.markdown()
+
+
+def test_course_plan_of_this_book():
+    """Every chapter that exists is in the plan, once, under its part in _toc.yml."""
+    plan = guide.course_plan(ROOT)
+    parts = guide.toc_parts(ROOT)
+    cells = {topic: chapter for _, topic, chapter, _ in plan.rows}
+    assert cells["BetaVAE and FactorVAE scores"] == "`05_intervention_metrics.ipynb`"
+    assert cells["MIG, Modularity and max-m NMI"] == "`06_information_metrics.ipynb`"
+    assert cells["DCI, SAP and Explicitness"] == "`07_predictor_metrics.ipynb`"
+    assert cells["Correlated factors and intervention-based learning"] == (
+        "`31_intervention.ipynb`")
+    listed = [name for _, _, chapter, _ in plan.rows for name in re.findall(r"`([^`]+)`", chapter)]
+    assert len(listed) == len(set(listed))
+    teaching = {md.with_suffix(".ipynb").name for md in TEACHING
+                if re.sub(r"^\d+_", "", md.stem) not in guide.NOT_TOPICS}
+    assert set(listed) == teaching
+    for part, _, chapter, _ in plan.rows:
+        for name in re.findall(r"`([^`]+)`", chapter):
+            assert part == parts["chapters/" + name.removesuffix(".ipynb")], (part, name)
+    # the plan's own labels are _toc.yml's captions, so planned rows read like the others
+    captions = set(parts.values())
+    assert {part for part, *_ in guide.PLAN} <= captions
 
 
 # --- command line -------------------------------------------------------------------------------
