@@ -1,6 +1,8 @@
 """Infrastructure tests of the chapters; fast, no kernel is started.
 
-- each chapter pair (.md source, .ipynb with outputs) is in sync, executed, with provenance;
+- each chapter pair (.md source, .ipynb with outputs) is paired by jupytext's configuration, in
+  sync, executed, with provenance; opening the .md in Jupyter shows the outputs, and saving it
+  updates the .ipynb;
 - quick-profile runs stay within the CI time budget;
 - chapters define no top-level functions or classes outside exercise solutions (library code
   belongs in dlib and is shown with inspect.getsource);
@@ -58,6 +60,48 @@ def _tags(cell) -> list[str]:
 
 def test_every_notebook_has_a_source():
     assert check_pairs.orphan_problems() == []
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))
+def test_paired_by_jupytext(md: Path):
+    assert check_pairs.pairing_problems(md) == []
+
+
+def test_pairing_problems_without_a_configuration(tmp_path):
+    (tmp_path / "x.md").write_text("# A title\n")
+    assert "no jupytext pairing" in check_pairs.pairing_problems(tmp_path / "x.md")[0]
+    (tmp_path / "jupytext.toml").write_text('formats = "ipynb,py:percent"\n')
+    assert check_pairs.pairing_problems(tmp_path / "x.md") != []
+
+
+def test_saving_the_md_in_jupyter_updates_the_ipynb(tmp_path):
+    """What the README promises, through jupytext's contents manager (the one JupyterLab uses):
+    a chapter's .md opens with the .ipynb's outputs, and saving it writes the edited inputs
+    into the .ipynb and keeps its outputs and run record."""
+    from jupytext import TextFileContentsManager
+
+    md = min(NOTEBOOKS, key=lambda p: p.stat().st_size).with_suffix(".md")  # the smallest
+    (tmp_path / "chapters").mkdir()
+    for path in (md, md.with_suffix(".ipynb"), ROOT / "chapters" / "jupytext.toml"):
+        (tmp_path / "chapters" / path.name).write_bytes(path.read_bytes())
+    stored = jupytext.read(md.with_suffix(".ipynb"))
+    outputs = [c.outputs for c in stored.cells if c.cell_type == "code"]
+    assert any(outputs), f"{md.name}: no stored outputs to look for"
+
+    cm = TextFileContentsManager(root_dir=str(tmp_path))
+    name = f"chapters/{md.name}"
+    nb = cm.get(name)["content"]
+    assert [c.outputs for c in nb.cells if c.cell_type == "code"] == outputs
+    last = max(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
+    nb.cells[last].source += "\n\nAn edit made in JupyterLab."
+    cm.save({"type": "notebook", "format": "json", "content": nb}, name)
+
+    saved = jupytext.read(tmp_path / name.replace(".md", ".ipynb"))
+    assert saved.cells[last].source.endswith("An edit made in JupyterLab.")
+    assert [c.outputs for c in saved.cells if c.cell_type == "code"] == outputs
+    assert saved.metadata["dlib"]["run"] == stored.metadata["dlib"]["run"]
+    assert "An edit made in JupyterLab." in (tmp_path / name).read_text(encoding="utf-8")
+    assert check_pairs.drift_problems(tmp_path / name) == []  # still a pair, inputs equal
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=_ids(CHAPTERS))

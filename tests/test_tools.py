@@ -120,3 +120,26 @@ def test_lock_sh_locks_every_extra_that_is_not_an_alias():
     done = subprocess.run([sys.executable, "-", str(ROOT / "pyproject.toml")], input=code,
                           capture_output=True, text=True, check=True)
     assert set(done.stdout.strip().split(",")) == extras and {"book", "test"} <= extras
+
+
+def test_set_up_makes_jupyterlab_open_markdown_as_a_notebook(tmp_path):
+    """The settings file tools/setup.sh writes is read by JupyterLab's server as an override of
+    the document manager's default viewers, and names the viewer jupytext's extension adds."""
+    settings_utils = pytest.importorskip("jupyterlab_server.settings_utils")
+    setup = (ROOT / "tools" / "setup.sh").read_text()
+    m = re.search(r'viewer="\$prefix/(\S+)"', setup)
+    assert m and "-m jupytext_config --settings-file \"$viewer\" set-default-viewer" in setup
+    settings = tmp_path / m.group(1)
+    args = setup.split('--settings-file "$viewer" set-default-viewer', 1)[1].split("\\")[0].split()
+    subprocess.run([sys.executable, "-m", "jupytext_config", "--settings-file", str(settings),
+                    "set-default-viewer", *args], check=True, capture_output=True)
+    assert settings.parent.name == "overrides.d"
+    overrides, error = settings_utils._get_overrides(str(settings.parent.parent))
+    assert not error
+    viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers["markdown"] == viewers["myst"] == "Jupytext Notebook"
+    extension = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "jupyterlab-jupytext"
+    if not extension.is_dir():
+        pytest.skip("jupytext's JupyterLab extension is not installed here")
+    assert any('"Jupytext Notebook"' in js.read_text(errors="replace")
+               for js in extension.rglob("*.js"))

@@ -10,6 +10,7 @@
 # e.g. a CPU-only wheel), and `pip install -e ".[book,test]"` unless this checkout is already
 # installed with the current pyproject.toml and constraints.txt. Every install is constrained by
 # constraints.txt: the exact versions CI tested (regenerated on purpose by tools/lock.sh).
+# Last, JupyterLab in that environment is set to open .md files as notebooks (see the end).
 # Afterwards PY is the interpreter and its bin/ is first on PATH. $PYTHON (default python3)
 # creates new virtualenvs.
 
@@ -71,5 +72,15 @@ PYCHECK
     # the reference metrics for the cross-check tests; --no-deps keeps TensorFlow out
     "$PY" -m pip install -q -c "$lock" --no-deps "disentanglement-lib==1.5" || return 1
     echo "$want" >"$stamp"
+  fi
+
+  # JupyterLab in this environment opens a .md as a notebook on double-click (jupytext's viewer;
+  # the pairing itself is chapters/jupytext.toml). One file of its own, in the environment's
+  # JupyterLab settings; delete it to get the text editor back.
+  local viewer="$prefix/share/jupyter/lab/settings/overrides.d/dlib-book.json"
+  if [[ ! -f "$viewer" ]]; then
+    "$PY" -m jupytext_config --settings-file "$viewer" set-default-viewer markdown myst \
+      || echo "setup: could not set JupyterLab's default viewer (open a chapter with" \
+        "right-click -> Open With -> Jupytext Notebook)" >&2
   fi
 }
