@@ -749,6 +749,18 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def test_student_without_names_makes_every_chapter_but_the_guide(monkeypatch):
+    """`python -m dlib.course student --out DIR` hands out the chapters, not the instructor's
+    guide; named explicitly, the guide still gets an edition."""
+    from dlib.course import __main__ as cli
+
+    monkeypatch.chdir(ROOT)
+    chosen = cli._resolve([])
+    assert [p.stem for p in chosen] == [md.stem for md in TEACHING]
+    assert guide.GUIDE not in {p.stem for p in chosen}
+    assert [p.stem for p in cli._resolve(["90"])] == [guide.GUIDE]
+
+
 def test_cli_student_table_checks_hash_grade(tmp_path: Path):
     out = tmp_path / "handout"
     done = _cli("student", "--out", str(out), "--md", "00", str(CHAPTERS[0]))
