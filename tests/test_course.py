@@ -704,6 +704,30 @@ def test_compute_table_of_this_book():
             assert row.compute(profile) == f"{record['wall_s']:.0f} s on {record['device']}"
 
 
+def test_chapter_numbers_are_the_rendered_ones(tmp_path: Path):
+    """Jupyter Book numbers the chapters of numbered parts on from 1 across parts (or per part
+    when use_multitoc_numbering is off); unnumbered parts' chapters get none."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n"
+        "  - caption: Start\n    chapters:\n      - file: chapters/00_preface.ipynb\n"
+        "  - caption: One\n    numbered: true\n    chapters:\n"
+        "      - file: chapters/01_a.ipynb\n      - file: chapters/02_b\n"
+        "  - caption: Two\n    numbered: true\n    chapters:\n      - file: chapters/10_c.md\n"
+        "  - caption: Appendix\n    chapters:\n      - file: chapters/91_d.ipynb\n",
+        encoding="utf-8")
+    assert guide.chapter_numbers(tmp_path) == {
+        "chapters/01_a": 1, "chapters/02_b": 2, "chapters/10_c": 3}
+    (tmp_path / "_config.yml").write_text("html:\n  use_multitoc_numbering: false\n")
+    assert guide.chapter_numbers(tmp_path) == {
+        "chapters/01_a": 1, "chapters/02_b": 2, "chapters/10_c": 1}
+    numbers = guide.chapter_numbers(ROOT)  # this book: the file numbers skip 09, 16-19, 21-29
+    assert numbers["chapters/01_vae_basics"] == 1 and numbers["chapters/10_beta_vae"] == 9
+    assert numbers["chapters/30_oat"] == 16
+    table = dlib.course.compute_table(ROOT).markdown()
+    assert "| 9. β-VAE" in table and "| 16. " in table
+
+
 def test_course_plan(tmp_path: Path):
     plan = guide.course_plan(_fake_book(tmp_path))
     chapters = {topic: (part, chapter) for part, topic, chapter, _ in plan.rows}

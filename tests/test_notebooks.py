@@ -287,6 +287,38 @@ def test_no_markup_that_renders_broken(page: Path):
     assert not problems, f"{page.name}: " + "; ".join(problems)
 
 
+# --- references to chapters: what the reader sees -----------------------------------------------
+
+# "chapter 30" names a file number, which is not the number the book shows (file 30 renders as
+# chapter 16; dlib.course.guide.chapter_numbers); refer by a {doc}/{ref} link, a title or a path
+_BARE_NUMBER = re.compile(r"\b[Cc]hapters? \d+\b|\b[Cc]hapters \d+ (?:and|or|to)\b")
+
+
+def _reader_facing() -> list[Path]:
+    """Text a reader or a chapter's displayed source shows: chapters, book pages, READMEs, dlib."""
+    return (CHAPTERS + sorted((ROOT / "book").rglob("*.md")) + [ROOT / "README.md"]
+            + sorted((ROOT / "dlib").rglob("*.py")) + sorted((ROOT / "tools").glob("*.py")))
+
+
+def test_no_chapter_is_named_by_its_file_number():
+    found = [f"{path.relative_to(ROOT)}:{n}: {m.group(0)!r}"
+             for path in _reader_facing()
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             for m in _BARE_NUMBER.finditer(line)]
+    assert not found, ("chapters named by a number (the book numbers them differently from the "
+                       "files; use {doc}/{ref} links, titles or paths):\n" + "\n".join(found))
+    assert _BARE_NUMBER.search("as chapter 2 showed") and _BARE_NUMBER.search("Chapters 14 and")
+    assert not _BARE_NUMBER.search("see chapters/30_oat and {doc}`02_kl_decompositions`")
+
+
+def test_intro_names_the_parts_as_the_table_of_contents_does():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    captions = [p["caption"] for p in toc["parts"] if p["caption"].startswith("Part ")]
+    named = re.findall(r"^- \*\*(Part [^*]+)\*\*", (ROOT / "book" / "intro.md").read_text(
+        encoding="utf-8"), re.MULTILINE)
+    assert named == captions
+
+
 # --- citations and table of contents ------------------------------------------------------------
 
 _CITE = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")
@@ -342,3 +374,19 @@ def test_toc_lists_every_chapter():
     notebooks = [nb.relative_to(ROOT).as_posix() for nb in check_pairs.chapter_notebooks()]
     unlisted = [nb for nb in notebooks if nb not in listed]
     assert not unlisted, f"chapters missing from _toc.yml (list them as .ipynb): {unlisted}"
+
+
+def test_at_most_one_unnumbered_page_numbers_exercises_or_equations():
+    """Sphinx numbers the exercises and equations of every page outside the numbered parts with
+    one counter, so a second such page would continue the first's count (Exercise 4 in an
+    appendix that has three). Put such a page in a numbered part."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    numbered_things = re.compile(r"^(```+|:::+)\{(exercise|math)\}|^\$\$\s*\([\w:-]+\)\s*$",
+                                 re.MULTILINE)
+    pages = [entry["file"] for part in toc["parts"] if not part.get("numbered")
+             for entry in part.get("chapters", []) if "file" in entry]
+    counting = [f for f in pages
+                if (md := (ROOT / f).with_suffix(".md")).exists()
+                and numbered_things.search(md.read_text(encoding="utf-8"))]
+    assert len(counting) <= 1, f"unnumbered pages sharing one exercise/equation count: {counting}"
+

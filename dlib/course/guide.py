@@ -80,6 +80,40 @@ def toc_parts(root: Path) -> dict[str, str]:
     return found
 
 
+def chapter_numbers(root: str | Path | None = None) -> dict[str, int]:
+    """Chapter path (``chapters/NN_x``, no suffix) -> the number the rendered book shows for it.
+
+    The file numbers are not the reader's: Jupyter Book numbers the chapters of the parts marked
+    ``numbered: true`` in ``_toc.yml`` 1, 2, 3, ... in order, continuing across parts (its
+    ``html.use_multitoc_numbering``, on by default; when ``_config.yml`` turns it off, each part
+    starts at 1). Chapters of the other parts (the preface, the course guide) have no number and
+    are not in the mapping. Refer to a chapter by its title or a link; use this where a number is
+    needed.
+    """
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML comes with jupyter-book
+        return {}
+    base = book_root(root)
+    if base is None:
+        return {}
+    toc = yaml.safe_load((base / "_toc.yml").read_text(encoding="utf-8")) or {}
+    config_file = base / "_config.yml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    continuous = ((config or {}).get("html") or {}).get("use_multitoc_numbering", True)
+    numbers, n = {}, 0
+    for part in toc.get("parts", []):
+        if not continuous:
+            n = 0
+        if not part.get("numbered"):
+            continue
+        for entry in part.get("chapters", []) or []:
+            if "file" in entry:
+                n += 1
+                numbers[re.sub(r"\.(md|ipynb)$", "", entry["file"])] = n
+    return numbers
+
+
 def run_records(ipynb: Path) -> dict[str, dict]:
     """The recorded runs of a notebook by profile (``metadata.dlib.run`` and ``.runs``)."""
     if not ipynb.exists():
@@ -109,6 +143,7 @@ class ChapterRow:
     checked: int
     skeletons: int
     runs: dict[str, dict] = field(default_factory=dict)
+    number: int | None = None  # the chapter number the rendered book shows, if any
 
     def compute(self, profile: str) -> str:
         run = self.runs.get(profile)
@@ -130,7 +165,8 @@ class ComputeTable:
                 "| quick profile | full profile |\n|---|---|---|---|---|")
         lines = [head]
         for r in self.rows:
-            lines.append(f"| {r.part or '(not in the table of contents)'} | {r.title} "
+            title = f"{r.number}. {r.title}" if r.number else r.title
+            lines.append(f"| {r.part or '(not in the table of contents)'} | {title} "
                          f"(`{r.path}`) | {r.exercises} ({r.checked}, {r.skeletons}) "
                          f"| {r.compute('quick')} | {r.compute('full')} |")
         totals = []
@@ -168,6 +204,7 @@ def compute_table(root: str | Path | None = None,
     if base is None:
         return ComputeTable([])
     parts = toc_parts(base)
+    numbers = chapter_numbers(base)
     rows = []
     for md in chapter_sources(base):
         if md.stem in exclude:
@@ -183,6 +220,7 @@ def compute_table(root: str | Path | None = None,
             checked=sum(e.checked for e in found),
             skeletons=sum(bool(e.skeleton_cells) for e in found),
             runs=run_records(md.with_suffix(".ipynb")),
+            number=numbers.get(key),
         ))
     order = list(dict.fromkeys(parts.values()))
     rows.sort(key=lambda r: (order.index(r.part) if r.part in order else len(order), r.path))
