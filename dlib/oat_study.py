@@ -1,4 +1,4 @@
-"""The command that makes chapter 30's OAT results: ``python -m dlib.oat_study --help``.
+"""The command that makes the OAT chapter's results: ``python -m dlib.oat_study --help``.
 
 The work is :func:`dlib.methods.oat.run`; this module only gives it a command line outside the
 ``dlib.methods`` package (running a module of an imported package with ``-m`` makes Python warn

@@ -704,12 +704,65 @@ def test_compute_table_of_this_book():
             assert row.compute(profile) == f"{record['wall_s']:.0f} s on {record['device']}"
 
 
+def test_chapter_numbers_are_the_rendered_ones(tmp_path: Path):
+    """Jupyter Book numbers the chapters of numbered parts on from 1 across parts (or per part
+    when use_multitoc_numbering is off); unnumbered parts' chapters get none."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n"
+        "  - caption: Start\n    chapters:\n      - file: chapters/00_preface.ipynb\n"
+        "  - caption: One\n    numbered: true\n    chapters:\n"
+        "      - file: chapters/01_a.ipynb\n      - file: chapters/02_b\n"
+        "  - caption: Two\n    numbered: true\n    chapters:\n      - file: chapters/10_c.md\n"
+        "  - caption: Appendix\n    chapters:\n      - file: chapters/91_d.ipynb\n",
+        encoding="utf-8")
+    assert guide.chapter_numbers(tmp_path) == {
+        "chapters/01_a": 1, "chapters/02_b": 2, "chapters/10_c": 3}
+    (tmp_path / "_config.yml").write_text("html:\n  use_multitoc_numbering: false\n")
+    assert guide.chapter_numbers(tmp_path) == {
+        "chapters/01_a": 1, "chapters/02_b": 2, "chapters/10_c": 1}
+    numbers = guide.chapter_numbers(ROOT)  # this book: the file numbers skip 09, 16-19, 21-29
+    assert numbers["chapters/01_vae_basics"] == 1 and numbers["chapters/10_beta_vae"] == 9
+    assert numbers["chapters/30_oat"] == 16
+    table = dlib.course.compute_table(ROOT).markdown()
+    assert "| 9. β-VAE" in table and "| 16. " in table
+
+
 def test_course_plan(tmp_path: Path):
     plan = guide.course_plan(_fake_book(tmp_path))
-    chapters = {topic: chapter for _, topic, chapter, _ in plan.rows}
-    assert chapters["Variational autoencoders, the ELBO, β-VAE"] == "`01_vae_basics.ipynb`"
-    assert chapters["Mutual information gap (MIG)"] == "`07_mig.ipynb`"
-    assert chapters["DCI"] == "planned"
+    chapters = {topic: (part, chapter) for part, topic, chapter, _ in plan.rows}
+    assert chapters["Variational autoencoders, the ELBO, β-VAE"] == (
+        "Part I", "`01_vae_basics.ipynb`")  # the part's caption in _toc.yml
+    assert chapters["MIG, Modularity and max-m NMI"] == (
+        "Part II · Measuring disentanglement", "planned")
+    # a chapter no topic names gets its own row; the guide is not a topic
+    assert chapters[f"A title ({guide.NOT_PLANNED})"] == (
+        "(not in the table of contents)", "`07_mig.ipynb`")
+    assert len(plan.rows) == len(guide.PLAN) + 1
+    assert "90_course_guide" not in plan.markdown()
+
+
+def test_course_plan_of_this_book():
+    """Every chapter that exists is in the plan, once, under its part in _toc.yml."""
+    plan = guide.course_plan(ROOT)
+    parts = guide.toc_parts(ROOT)
+    cells = {topic: chapter for _, topic, chapter, _ in plan.rows}
+    assert cells["BetaVAE and FactorVAE scores"] == "`05_intervention_metrics.ipynb`"
+    assert cells["MIG, Modularity and max-m NMI"] == "`06_information_metrics.ipynb`"
+    assert cells["DCI, SAP and Explicitness"] == "`07_predictor_metrics.ipynb`"
+    assert cells["Correlated factors and intervention-based learning"] == (
+        "`31_intervention.ipynb`")
+    listed = [name for _, _, chapter, _ in plan.rows for name in re.findall(r"`([^`]+)`", chapter)]
+    assert len(listed) == len(set(listed))
+    teaching = {md.with_suffix(".ipynb").name for md in TEACHING
+                if re.sub(r"^\d+_", "", md.stem) not in guide.NOT_TOPICS}
+    assert set(listed) == teaching
+    for part, _, chapter, _ in plan.rows:
+        for name in re.findall(r"`([^`]+)`", chapter):
+            assert part == parts["chapters/" + name.removesuffix(".ipynb")], (part, name)
+    # the plan's own labels are _toc.yml's captions, so planned rows read like the others
+    captions = set(parts.values())
+    assert {part for part, *_ in guide.PLAN} <= captions
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -718,6 +771,18 @@ def test_course_plan(tmp_path: Path):
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dlib.course", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
+
+
+def test_student_without_names_makes_every_chapter_but_the_guide(monkeypatch):
+    """`python -m dlib.course student --out DIR` hands out the chapters, not the instructor's
+    guide; named explicitly, the guide still gets an edition."""
+    from dlib.course import __main__ as cli
+
+    monkeypatch.chdir(ROOT)
+    chosen = cli._resolve([])
+    assert [p.stem for p in chosen] == [md.stem for md in TEACHING]
+    assert guide.GUIDE not in {p.stem for p in chosen}
+    assert [p.stem for p in cli._resolve(["90"])] == [guide.GUIDE]
 
 
 def test_cli_student_table_checks_hash_grade(tmp_path: Path):

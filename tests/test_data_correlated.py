@@ -42,7 +42,16 @@ def test_band_joint_matches_the_formula():
         for b in range(n2):
             expected[a, b] = np.exp(-((a / (n1 - 1) - b / (n2 - 1)) ** 2) / (2 * sigma**2))
     np.testing.assert_allclose(p, expected / expected.sum())
-    assert p.argmax(1).tolist() == [0, 0, 1, 2, 2, 3, 3]  # the diagonal band
+    # the diagonal band: each row's mass peaks on the columns nearest to it on [0, 1]. Rows 1, 3
+    # and 5 (a/6 = 1/6, 1/2, 5/6) lie midway between two columns (b/3): exact ties, both peaks
+    peaks = [np.flatnonzero(np.isclose(row, row.max(), rtol=1e-12, atol=0)).tolist() for row in p]
+    assert peaks == [[0], [0, 1], [1], [1, 2], [2], [2, 3], [3]]
+    # and it falls off with the distance |a/(n1-1) - b/(n2-1)| alone (the same distance, the same p)
+    q = band_joint(7, 5, 0.3)  # a/6 is never midway between two b/4: no ties
+    assert q.argmax(1).tolist() == [0, 1, 1, 2, 3, 3, 4]
+    distance = np.abs(np.arange(7)[:, None] / 6 - np.arange(5)[None, :] / 4).ravel()
+    order = np.argsort(distance, kind="stable")
+    assert np.all(np.diff(q.ravel()[order]) <= 1e-15)
     np.testing.assert_allclose(band_joint(5, 3, np.inf), np.full((5, 3), 1 / 15))
 
     # narrower bands are more correlated: the mutual information grows as sigma shrinks

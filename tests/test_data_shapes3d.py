@@ -2,7 +2,6 @@
 
 import colorsys
 import math
-import time
 
 import h5py
 import numpy as np
@@ -316,31 +315,17 @@ def test_loader_errors(tmp_path):
         save_shapes3d_h5(tmp_path / "x.h5", (11, 1, 1, 1, 1, 1))
 
 
-# ---- speed and the GPU --------------------------------------------------------------------------
+# ---- the full set and the GPU -------------------------------------------------------------------
 @pytest.mark.slow
-def test_full_set_renders_in_reasonable_time(tmp_path, monkeypatch):
-    """All 480 geometries traced and all 480,000 images composed on 2 threads.
+def test_full_set_composes_every_image_in_index_order(tmp_path, monkeypatch):
+    """All 480 geometries traced and all 480,000 images composed (5.5 GiB), in index order.
 
-    The bound is on CPU seconds, which a busy shared machine does not inflate the way it
-    inflates wall time (measured: about 7 s to trace, 28 s to compose, on one thread).
+    Its speed is measured by ``python tools/bench_data.py``; a unit test asserts no wall time.
     """
     monkeypatch.setenv("DLIB_CACHE", str(tmp_path))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        data = Shapes3D()
-        start, cpu = time.perf_counter(), time.process_time()
-        data.geometry(CPU)
-        traced = time.process_time() - cpu
-        images = data.all_images(CPU)
-        wall, total = time.perf_counter() - start, time.process_time() - cpu
-    finally:
-        torch.set_num_threads(threads)
-    print(
-        f"traced 480 geometries in {traced:.1f} CPU s; all 480,000 images in {total:.1f} CPU s"
-        f" ({wall:.1f} s wall)"
-    )
-    assert total < 150
+    data = Shapes3D()
+    images = data.all_images(CPU)
+    assert images.shape == (480_000, 3, 64, 64) and images.dtype == torch.uint8
     index = np.random.RandomState(0).choice(480_000, 500, replace=False)
     assert torch.equal(images[index], render(Shapes3D(), data.index_to_classes(index)))
 

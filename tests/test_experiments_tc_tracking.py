@@ -178,7 +178,7 @@ def test_track_tc_rejects_bad_input(tiny):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_track_tc_runs_on_cuda():
-    # the full profile of chapter 12: data, model, posteriors and generators all on the GPU
+    # the full profile of chapters/12_factor_vae: data, model, posteriors, generators on the GPU
     ds = dlib.data.load("dsprites")
     cuda = torch.device("cuda")
     train, ev = ds.to_device(cuda, num=256, seed=0), ds.to_device(cuda, num=40, seed=1)
@@ -197,9 +197,9 @@ def test_track_tc_runs_on_cuda():
 
 
 def test_factor_vae_step_leaks_no_discriminator_gradient_into_the_encoder():
-    # chapter 12's pitfall: after one train_step the encoder's gradient is exactly that of the
-    # VAE loss under the *updated* discriminator; the discriminator loss (on non-detached codes,
-    # as in the leaky ports) would add a visibly different gradient
+    # the pitfall of chapters/12_factor_vae: after one train_step the encoder's gradient is exactly
+    # that of the VAE loss under the *updated* discriminator; the discriminator loss (on
+    # non-detached codes, as in the leaky ports) would add a visibly different gradient
     import copy
 
     from dlib.methods import reparameterise

@@ -3,6 +3,8 @@
 For every chapter it checks that
 
 * the ``.md`` (the source a human edits) has a paired ``.ipynb`` and every ``.ipynb`` has a ``.md``;
+* jupytext pairs them (``chapters/jupytext.toml``), so Jupyter opens the ``.md`` with the
+  ``.ipynb``'s outputs and saving one updates the other;
 * both hold the same inputs: cell types, sources and cell metadata (volatile keys excepted);
 * every code cell of the ``.ipynb`` was executed (nbval silently skips unexecuted cells);
 * the ``.ipynb`` records the run that produced its outputs in ``metadata.dlib.run``.
@@ -99,6 +101,27 @@ def drift_problems(md: Path) -> list[str]:
     return []
 
 
+def pairing_problems(md: Path) -> list[str]:
+    """Whether jupytext's configuration pairs ``md`` with its ``.ipynb`` (``ipynb,md:myst``)."""
+    from jupytext.config import load_jupytext_config
+    from jupytext.paired_paths import paired_paths
+
+    config = load_jupytext_config(str(md.resolve()))
+    formats = config.default_formats(str(md.resolve())) if config is not None else None
+    if not formats:
+        return [f"{_rel(md)}: no jupytext pairing (chapters/jupytext.toml: "
+                'formats = "ipynb,md:myst")']
+    try:
+        paths = {Path(p) for p, _ in paired_paths(str(md.resolve()), "md:myst", formats)}
+    except Exception as err:  # noqa: BLE001 - any failure: the pairing does not apply here
+        return [f"{_rel(md)}: jupytext's pairing {formats!r} does not apply ({err})"]
+    want = {md.resolve(), md.resolve().with_suffix(".ipynb")}
+    if paths != want:
+        return [f"{_rel(md)}: jupytext pairs it as {formats!r}, with "
+                f"{sorted(_rel(p) for p in paths - want)}, not with its .ipynb alone"]
+    return []
+
+
 def execution_problems(ipynb: Path) -> list[str]:
     """Code cells of ``ipynb`` that were never executed (nbval would not check them)."""
     nb = nbformat.read(ipynb, as_version=4)
@@ -147,8 +170,7 @@ def check(root: Path = CHAPTERS) -> list[str]:
     """All problems of all chapters under ``root``."""
     problems = orphan_problems(root)
     for md in chapter_sources(root):
-        drift = drift_problems(md)
-        problems += drift
+        problems += pairing_problems(md) + drift_problems(md)
         ipynb = md.with_suffix(".ipynb")
         if ipynb.exists():
             problems += execution_problems(ipynb) + provenance_problems(ipynb)
@@ -164,7 +186,7 @@ def main(argv: list[str]) -> int:
         for p in problems:
             print(f"  - {p}")
         return 1
-    print(f"check_pairs: {n} chapter pair(s) in sync, executed, with provenance")
+    print(f"check_pairs: {n} chapter pair(s) paired, in sync, executed, with provenance")
     return 0
 
 

@@ -8,8 +8,11 @@
 #   3. else .venv/ in the repository (created if absent).
 # Then: torch==2.13.0 if torch is not importable (install another build first if you prefer,
 # e.g. a CPU-only wheel), and `pip install -e ".[book,test]"` unless this checkout is already
-# installed with the current pyproject.toml. Afterwards PY is the interpreter and its bin/ is
-# first on PATH. $PYTHON (default python3) creates new virtualenvs.
+# installed with the current pyproject.toml and constraints.txt. Every install is constrained by
+# constraints.txt: the exact versions CI tested (regenerated on purpose by tools/lock.sh).
+# Last, JupyterLab in that environment is set to open .md files as notebooks (see the end).
+# Afterwards PY is the interpreter and its bin/ is first on PATH. $PYTHON (default python3)
+# creates new virtualenvs.
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -39,17 +42,20 @@ dlib_setup() {
   export PATH
   echo "setup: python $("$PY" -c 'import sys; print(sys.prefix)') ($reason)"
 
+  local lock="$REPO_ROOT/constraints.txt"
+  [[ -f "$lock" ]] || { echo "setup: $lock is missing (bash tools/lock.sh makes it)" >&2; return 1; }
   if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
     echo "setup: installing torch==2.13.0"
-    "$PY" -m pip install -q "torch==2.13.0"
+    "$PY" -m pip install -q -c "$lock" "torch==2.13.0" || return 1
   fi
 
-  # Installed already? The stamp names this checkout and the hash of its pyproject.toml, and the
-  # import check (run outside the repository) catches an env that points at another checkout.
+  # Installed already? The stamp names this checkout and the hash of its pyproject.toml and
+  # constraints.txt, and the import check (run outside the repository) catches an env that points
+  # at another checkout.
   local prefix stamp want
   prefix=$("$PY" -c 'import sys; print(sys.prefix)')
   stamp="$prefix/.dlib-book-setup"
-  want="$REPO_ROOT $("$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$REPO_ROOT/pyproject.toml")"
+  want="$REPO_ROOT $("$PY" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' "$REPO_ROOT/pyproject.toml" "$lock")"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && (cd / && "$PY" - "$REPO_ROOT" <<'PYCHECK'
 import sys
 from pathlib import Path
@@ -61,10 +67,20 @@ PYCHECK
   ) >/dev/null 2>&1; then
     echo "setup: dlib[book,test] already installed from this checkout"
   else
-    echo "setup: pip install -e \".[book,test]\""
-    "$PY" -m pip install -q -e "$REPO_ROOT[book,test]"
+    echo "setup: pip install -c constraints.txt -e \".[book,test]\""
+    "$PY" -m pip install -q -c "$lock" -e "$REPO_ROOT[book,test]" || return 1
     # the reference metrics for the cross-check tests; --no-deps keeps TensorFlow out
-    "$PY" -m pip install -q --no-deps "disentanglement-lib==1.5"
+    "$PY" -m pip install -q -c "$lock" --no-deps "disentanglement-lib==1.5" || return 1
     echo "$want" >"$stamp"
+  fi
+
+  # JupyterLab in this environment opens a .md as a notebook on double-click (jupytext's viewer;
+  # the pairing itself is chapters/jupytext.toml). One file of its own, in the environment's
+  # JupyterLab settings; delete it to get the text editor back.
+  local viewer="$prefix/share/jupyter/lab/settings/overrides.d/dlib-book.json"
+  if [[ ! -f "$viewer" ]]; then
+    "$PY" -m jupytext_config --settings-file "$viewer" set-default-viewer markdown myst \
+      || echo "setup: could not set JupyterLab's default viewer (open a chapter with" \
+        "right-click -> Open With -> Jupytext Notebook)" >&2
   fi
 }

@@ -2,32 +2,41 @@
 # Set up the environment (see tools/setup.sh), then run every check CI runs:
 #   ruff, the chapter pairs, a strict book build, the unit tests, and every chapter under nbval in
 #   the quick profile.
-# Prints a timing summary per stage; exits non-zero at the first failing stage.
-set -euo pipefail
+# Every stage runs even when an earlier one failed (only a failed set-up stops it: nothing else
+# can run without the environment). Prints a summary with each stage's result and wall time, and
+# exits non-zero if any stage failed.
+set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$REPO_ROOT"
 
-timings=()
-current=""
-summary() {
-  local rc=$?
-  [[ -n "$current" ]] && timings+=("$(printf '%6s s  %s  FAILED' "$((SECONDS - stage_t0))" "$current")")
-  echo
-  echo "== timing summary =="
-  printf '%s\n' "${timings[@]}"
-  printf '%6s s  total\n' "$SECONDS"
-  return $rc
-}
-trap summary EXIT
+results=()
+failed=()
 
-stage() {  # stage NAME CMD...: run CMD, record its wall time
-  current=$1; shift
+summary() {
   echo
-  echo "== $current =="
-  stage_t0=$SECONDS
-  "$@"
-  timings+=("$(printf '%6s s  %s' "$((SECONDS - stage_t0))" "$current")")
-  current=""
+  echo "== summary =="
+  printf '%s\n' "${results[@]}"
+  printf '%6s s  total\n' "$SECONDS"
+  if ((${#failed[@]})); then
+    echo "FAILED: ${failed[*]}"
+  else
+    echo "all ${#results[@]} stages passed"
+  fi
+}
+
+stage() {  # stage NAME CMD...: run CMD, record whether it passed and its wall time
+  local name=$1 t0=$SECONDS rc=0
+  shift
+  echo
+  echo "== $name =="
+  "$@" || rc=$?  # in this shell: the set-up's PY and PATH must outlive its stage
+  if [[ $rc -eq 0 ]]; then
+    results+=("$(printf '%6s s  %-34s passed' "$((SECONDS - t0))" "$name")")
+  else
+    results+=("$(printf '%6s s  %-34s FAILED (exit %s)' "$((SECONDS - t0))" "$name" "$rc")")
+    failed+=("$name")
+  fi
+  return $rc
 }
 
 pytest_() {  # pytest exits 5 when it collects nothing; that is not a failure here
@@ -46,10 +55,19 @@ nbval_chapters() {
     --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg chapters
 }
 
-stage "set-up" dlib_setup
+unit_tests() {  # two workers on two cores: one BLAS thread each. GPU tests skip without CUDA.
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} pytest_ tests -n 2
+}
+
+if ! stage "set-up" dlib_setup; then
+  summary
+  echo "set-up failed: no other stage can run" >&2
+  exit 1
+fi
 stage "ruff" "$PY" -m ruff check .
 stage "chapter pairs" "$PY" tools/check_pairs.py
 stage "book build (-W -n)" jupyter-book build . -W -n --keep-going --quiet
-# Two workers on two cores: one BLAS thread each. GPU tests skip themselves without CUDA.
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} stage "unit tests" pytest_ tests -n 2
+stage "unit tests" unit_tests
 stage "chapters (nbval, quick profile)" nbval_chapters
+summary
+((${#failed[@]} == 0))

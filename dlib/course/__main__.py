@@ -1,6 +1,7 @@
 """Command line of dlib.course; ``python -m dlib.course --help``.
 
-    python -m dlib.course student --out DIR [--md] [CHAPTER ...]   student editions
+    python -m dlib.course student --out DIR [--md] [CHAPTER ...]   student editions (default:
+                                                                    every chapter but the guide)
     python -m dlib.course table                                     course table (Markdown)
     python -m dlib.course grade [--execute] NOTEBOOK ...            verdicts of the self-checks
     python -m dlib.course checks                                    exercises with a self-check
@@ -15,12 +16,15 @@ from pathlib import Path
 
 
 def _resolve(names: list[str]) -> list[Path]:
-    """Chapter paths from paths or bare names (``01_vae_basics``, ``01``)."""
-    from dlib.course.guide import chapter_sources
+    """Chapter paths from paths or bare names (``01_vae_basics``, ``01``).
+
+    No names: every chapter except the instructor's course guide (name it to get its edition).
+    """
+    from dlib.course.guide import GUIDE, chapter_sources
 
     known = chapter_sources()
     if not names:
-        return known
+        return [p for p in known if p.stem != GUIDE]
     found = []
     for name in names:
         path = Path(name)
@@ -41,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("student", help="write student editions (solutions removed, stubs)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--md", action="store_true", help="also write a paired MyST .md")
-    p.add_argument("chapters", nargs="*", help="chapter files or names; default: all")
+    p.add_argument("chapters", nargs="*",
+                   help="chapter files or names; default: all but the course guide")
     sub.add_parser("table", help="print the course table (chapters, exercises, compute)")
     p = sub.add_parser("grade", help="tabulate the self-check verdicts of notebooks")
     p.add_argument("--execute", action="store_true",

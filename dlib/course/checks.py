@@ -260,7 +260,7 @@ def _pre_ex_beta(answer: Any) -> list[str]:
             for p in hidden.problems("pre-ex-beta", key, values[key])]
 
 
-# Chapter 1: variational autoencoders -----------------------------------------------------------
+# chapters/01_vae_basics: variational autoencoders ----------------------------------------------
 
 @exercise_check("ex-vae-kl-multivariate",
                 answer="a function kl(m, Sigma) of a mean of shape (D,) and a covariance of "
@@ -365,7 +365,7 @@ def _ex_vae_reparam_variance(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 2: KL decompositions ------------------------------------------------------------------
+# chapters/02_kl_decompositions: KL decompositions ----------------------------------------------
 
 @exercise_check("ex-kld-mws-constant",
                 answer="a dict with 'tc_mws' and 'tc_free', the MWS estimate of TC on the given "
@@ -390,7 +390,7 @@ def _ex_kld_mws_constant(answer: Any) -> list[str]:
             for p in hidden.problems("ex-kld-mws-constant", key, values[key])]
 
 
-# Chapter 3: ground-truth data ------------------------------------------------------------------
+# chapters/03_ground_truth_data: ground-truth data ----------------------------------------------
 
 @exercise_check("ex-gt-orientations",
                 answer="a dict mapping (shape name, scale) for every name in "
@@ -430,7 +430,7 @@ def _ex_gt_orientations(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 20: the impossibility theorem ---------------------------------------------------------
+# chapters/20_impossibility: the impossibility theorem ------------------------------------------
 
 @exercise_check("ex-imp-involution",
                 answer="a dict with 'A' (the 3 × 3 Householder matrix for α = 0.3), 'once' "
@@ -467,7 +467,7 @@ def _ex_imp_involution(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 5: intervention metrics ---------------------------------------------------------------
+# chapters/05_intervention_metrics: intervention metrics ---------------------------------------
 
 @exercise_check("ex-m05-duplicated",
                 answer="the vote matrix, an array of shape (5, 6) (factors × codes) of vote "
@@ -499,7 +499,7 @@ def _ex_m05_duplicated(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 6: information metrics ----------------------------------------------------------------
+# chapters/06_information_metrics: information metrics ----------------------------------------
 
 @exercise_check("ex-m06-ceiling",
                 answer="an array of shape (99,): the normalised ceiling I / log K for "
@@ -545,7 +545,7 @@ def _ex_m06_ceiling(answer: Any) -> list[str]:
             "20 equal-width bins of [0, 1]."]
 
 
-# Chapter 7: predictor metrics ------------------------------------------------------------------
+# chapters/07_predictor_metrics: predictor metrics ---------------------------------------------
 
 @exercise_check("ex-m07-two-in-one", answer="a dict with 'D' and 'C', two numbers")
 def _ex_m07_two_in_one(answer: Any) -> list[str]:
@@ -567,7 +567,7 @@ def _ex_m07_two_in_one(answer: Any) -> list[str]:
             for p in hidden.problems("ex-m07-two-in-one", key, values[key])]
 
 
-# Chapter 4: what metrics measure ---------------------------------------------------------------
+# chapters/04_what_metrics_measure: what metrics measure ---------------------------------------
 
 @exercise_check("ex-m04-binning-symmetries",
                 answer="a dict with 'identity', '3z - 7', '-2z + 1' and 'exp(3z)', each the "
@@ -603,7 +603,7 @@ def _ex_m04_binning_symmetries(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 8: IRS and unsupervised scores --------------------------------------------------------
+# chapters/08_irs_and_unsupervised: IRS and unsupervised scores ---------------------------------
 
 @exercise_check("ex-m08-tc-noise",
                 answer="an array of shape (1000,): TC(Σ) − TC(Σ + Λ) for each of the given "

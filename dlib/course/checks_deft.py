@@ -1,4 +1,4 @@
-"""Self-checks of Part V, chapter 32 (DEFT).
+"""Self-checks of Part V, DEFT (chapters/32_deft).
 
 Registered on import (``dlib.course.checks`` imports every ``checks_*`` sibling). Each check
 recomputes the expected answer (Adam's first step in closed form, the stage of a step by a plain

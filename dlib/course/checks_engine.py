@@ -1,4 +1,4 @@
-"""Self-checks of the appendix on the training engine (chapter 91).
+"""Self-checks of the appendix on the training engine (chapters/91_engine).
 
 Imported by :mod:`dlib.course.checks`, which registers every ``checks_*`` sibling module. The
 check runs ``torch.optim.Adam`` once per model as the independent reference; no expected number

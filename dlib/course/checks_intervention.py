@@ -1,4 +1,5 @@
-"""Self-checks of chapter 31 (the intervention-based framework for correlated factors).
+"""Self-checks of the intervention-based framework for correlated factors
+(chapters/31_intervention).
 
 Registered on import (``dlib.course.checks`` imports every ``checks_*`` sibling). Expected
 answers are recomputed with :func:`dlib.methods.intervention.intervened_distribution` on fresh

@@ -1,4 +1,4 @@
-"""Self-checks of chapter 30 (OAT: disentangling one factor at a time).
+"""Self-checks of chapters/30_oat (OAT: disentangling one factor at a time).
 
 Registered on import (``dlib.course.checks`` imports every ``checks_*`` sibling). The expected
 answers are recomputed with the method's own rule (:meth:`dlib.methods.oat.OAT.apply_rules`) on
@@ -13,7 +13,7 @@ import numpy as np
 
 from dlib.course.checks import _WrongForm, exercise_check
 
-# Chapter 30: OAT --------------------------------------------------------------------------------
+# chapters/30_oat: OAT ---------------------------------------------------------------------------
 
 
 def _reference(script: np.ndarray, start: int, check_every: int, min_steps: int, tol: float,

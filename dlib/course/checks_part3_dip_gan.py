@@ -1,4 +1,5 @@
-"""Self-checks of Part III, chapters 14 (DIP-VAE) and 15 (InfoGAN and InfoWGAN-GP).
+"""Self-checks of Part III, DIP-VAE and InfoGAN / InfoWGAN-GP
+(chapters/14_dip_vae, chapters/15_infogan).
 
 Registered on import (``dlib.course.checks`` imports every ``checks_*`` sibling). Each check
 recomputes the expected answer from the exercise's seeded inputs, so no target number is
@@ -12,7 +13,7 @@ from typing import Any
 
 from dlib.course.checks import as_number, exercise_check, parts
 
-# Chapter 14: DIP-VAE ----------------------------------------------------------------------------
+# chapters/14_dip_vae: DIP-VAE ------------------------------------------------------------------
 
 
 def _m14_sigma():
@@ -61,7 +62,7 @@ def _ex_m14_second_order(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 15: InfoGAN and InfoWGAN-GP ------------------------------------------------------------
+# chapters/15_infogan: InfoGAN and InfoWGAN-GP --------------------------------------------------
 
 
 def _m15_toy(s: float = 0.5) -> tuple[float, float]:

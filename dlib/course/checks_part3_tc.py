@@ -1,4 +1,5 @@
-"""Self-checks of Part III's total-correlation chapters: FactorVAE (12) and β-TCVAE (13).
+"""Self-checks of Part III's total-correlation chapters: FactorVAE and β-TCVAE
+(chapters/12_factor_vae, chapters/13_beta_tcvae).
 
 Imported by :mod:`dlib.course.checks`, which registers every ``checks_*`` sibling module. Each
 check recomputes what it needs (closed forms with ``torch.distributions``, exact probabilities),
@@ -12,7 +13,7 @@ from typing import Any
 
 from dlib.course.checks import _WrongForm, as_number, exercise_check, parts
 
-# Chapter 12: FactorVAE ---------------------------------------------------------------------------
+# chapters/12_factor_vae: FactorVAE --------------------------------------------------------------
 
 
 @exercise_check("ex-m12-optimal-logit",
@@ -123,11 +124,12 @@ def _ex_m12_unpermuted(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 13: β-TCVAE -----------------------------------------------------------------------------
+# chapters/13_beta_tcvae: β-TCVAE ----------------------------------------------------------------
 
 
 def _m13_tensors(seed: int, sharp: bool):
-    """The posteriors and samples the exercise cells of chapter 13 draw (same seeds, same order)."""
+    """The posteriors and samples the exercise cells of chapters/13_beta_tcvae draw (same seeds,
+    same order)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)

@@ -1,4 +1,5 @@
-"""Self-checks of Part III, chapters 10 (β-VAE) and 11 (AnnealedVAE).
+"""Self-checks of Part III, β-VAE and AnnealedVAE
+(chapters/10_beta_vae, chapters/11_annealed_vae).
 
 Registered on import (``dlib.course.checks`` imports every ``checks_*`` sibling). Each check
 recomputes the expected answer from a closed form, so no target number is stored here.
@@ -11,7 +12,7 @@ from typing import Any
 
 from dlib.course.checks import _WrongForm, as_number, compare, exercise_check, parts
 
-# Chapter 10: β-VAE ------------------------------------------------------------------------------
+# chapters/10_beta_vae: β-VAE -------------------------------------------------------------------
 
 
 @exercise_check("ex-m10-channel",
@@ -37,7 +38,7 @@ def _ex_m10_channel(answer: Any) -> list[str]:
                                                                             strict=True)):
         return ["the KL is −log σ, not −½ log σ: the ½ cancels against σ² inside the log."]
     return compare(got, want, "sigma_for_kl at KL = 0.05, 0.5, 1, 2.3, 5 nats", rtol=1e-6)
-# Chapter 11: AnnealedVAE ------------------------------------------------------------------------
+# chapters/11_annealed_vae: AnnealedVAE ----------------------------------------------------------
 
 
 @exercise_check("ex-m11-nats",

@@ -80,6 +80,40 @@ def toc_parts(root: Path) -> dict[str, str]:
     return found
 
 
+def chapter_numbers(root: str | Path | None = None) -> dict[str, int]:
+    """Chapter path (``chapters/NN_x``, no suffix) -> the number the rendered book shows for it.
+
+    The file numbers are not the reader's: Jupyter Book numbers the chapters of the parts marked
+    ``numbered: true`` in ``_toc.yml`` 1, 2, 3, ... in order, continuing across parts (its
+    ``html.use_multitoc_numbering``, on by default; when ``_config.yml`` turns it off, each part
+    starts at 1). Chapters of the other parts (the preface, the course guide) have no number and
+    are not in the mapping. Refer to a chapter by its title or a link; use this where a number is
+    needed.
+    """
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML comes with jupyter-book
+        return {}
+    base = book_root(root)
+    if base is None:
+        return {}
+    toc = yaml.safe_load((base / "_toc.yml").read_text(encoding="utf-8")) or {}
+    config_file = base / "_config.yml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    continuous = ((config or {}).get("html") or {}).get("use_multitoc_numbering", True)
+    numbers, n = {}, 0
+    for part in toc.get("parts", []):
+        if not continuous:
+            n = 0
+        if not part.get("numbered"):
+            continue
+        for entry in part.get("chapters", []) or []:
+            if "file" in entry:
+                n += 1
+                numbers[re.sub(r"\.(md|ipynb)$", "", entry["file"])] = n
+    return numbers
+
+
 def run_records(ipynb: Path) -> dict[str, dict]:
     """The recorded runs of a notebook by profile (``metadata.dlib.run`` and ``.runs``)."""
     if not ipynb.exists():
@@ -109,6 +143,7 @@ class ChapterRow:
     checked: int
     skeletons: int
     runs: dict[str, dict] = field(default_factory=dict)
+    number: int | None = None  # the chapter number the rendered book shows, if any
 
     def compute(self, profile: str) -> str:
         run = self.runs.get(profile)
@@ -130,7 +165,8 @@ class ComputeTable:
                 "| quick profile | full profile |\n|---|---|---|---|---|")
         lines = [head]
         for r in self.rows:
-            lines.append(f"| {r.part or '(not in the table of contents)'} | {r.title} "
+            title = f"{r.number}. {r.title}" if r.number else r.title
+            lines.append(f"| {r.part or '(not in the table of contents)'} | {title} "
                          f"(`{r.path}`) | {r.exercises} ({r.checked}, {r.skeletons}) "
                          f"| {r.compute('quick')} | {r.compute('full')} |")
         totals = []
@@ -168,6 +204,7 @@ def compute_table(root: str | Path | None = None,
     if base is None:
         return ComputeTable([])
     parts = toc_parts(base)
+    numbers = chapter_numbers(base)
     rows = []
     for md in chapter_sources(base):
         if md.stem in exclude:
@@ -183,6 +220,7 @@ def compute_table(root: str | Path | None = None,
             checked=sum(e.checked for e in found),
             skeletons=sum(bool(e.skeleton_cells) for e in found),
             runs=run_records(md.with_suffix(".ipynb")),
+            number=numbers.get(key),
         ))
     order = list(dict.fromkeys(parts.values()))
     rows.sort(key=lambda r: (order.index(r.part) if r.part in order else len(order), r.path))
@@ -191,29 +229,45 @@ def compute_table(root: str | Path | None = None,
 
 # --- the course plan: topics of the planned parts, and whether a chapter exists for them --------
 
-#: (part, topic, regex on the chapter file stem, in the two-week module?) after DESIGN.md §5
-PLAN: tuple[tuple[str, str, str, bool], ...] = (
-    ("I Foundations", "Variational autoencoders, the ELBO, β-VAE", r"vae_basics", True),
-    ("I Foundations", "KL decompositions (ELBO surgery, total correlation)", r"kl_decomp", True),
-    ("II Measuring", "Data with ground-truth factors", r"ground_truth", True),
-    ("II Measuring", "BetaVAE and FactorVAE scores", r"(beta_?vae|factor_?vae)_(score|metric)",
-     False),
-    ("II Measuring", "Mutual information gap (MIG)", r"(^|_)mig($|_)", True),
-    ("II Measuring", "DCI", r"(^|_)dci($|_)", False),
-    ("II Measuring", "SAP, modularity and explicitness, IRS", r"sap|modularity|irs", False),
-    ("II Measuring", "Unsupervised scores and UDR", r"udr|unsupervised", False),
-    ("III Methods", "β-VAE and AnnealedVAE", r"annealed|beta_vae$", True),
-    ("III Methods", "FactorVAE", r"factor_?vae$", False),
-    ("III Methods", "β-TCVAE", r"tc_?vae", False),
-    ("III Methods", "DIP-VAE", r"dip", False),
-    ("III Methods", "InfoGAN and InfoWGAN-GP", r"gan", False),
-    ("IV Limits", "The impossibility theorem", r"impossib", True),
-    ("IV Limits", "The large-scale study: seeds vs hyperparameters", r"study|seed", True),
-    ("IV Limits", "Model selection and downstream tasks", r"selection|downstream", False),
-    ("V Beyond", "Correlated factors and intervention-based learning", r"correlat|interven",
-     False),
-    ("V Beyond", "OAT and DEFT", r"(^|_)oat($|_)|deft", False),
+#: (part, topic, chapter file stems without their number, in the two-week module?), after
+#: DESIGN.md §5. A topic is covered by the chapters whose file ``chapters/NN_<stem>.md`` exists;
+#: a part's label is the caption ``_toc.yml`` gives its chapters where they are listed there.
+PLAN: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
+    ("Part I · Foundations", "Variational autoencoders, the ELBO, β-VAE", ("vae_basics",), True),
+    ("Part I · Foundations", "KL decompositions (ELBO surgery, total correlation)",
+     ("kl_decompositions",), True),
+    ("Part II · Measuring disentanglement", "Data with ground-truth factors",
+     ("ground_truth_data",), True),
+    ("Part II · Measuring disentanglement", "What a disentanglement metric should measure",
+     ("what_metrics_measure",), False),
+    ("Part II · Measuring disentanglement", "BetaVAE and FactorVAE scores",
+     ("intervention_metrics",), False),
+    ("Part II · Measuring disentanglement", "MIG, Modularity and max-m NMI",
+     ("information_metrics",), True),
+    ("Part II · Measuring disentanglement", "DCI, SAP and Explicitness",
+     ("predictor_metrics",), False),
+    ("Part II · Measuring disentanglement", "IRS, unsupervised scores and UDR",
+     ("irs_and_unsupervised",), False),
+    ("Part III · Methods", "β-VAE and AnnealedVAE", ("beta_vae", "annealed_vae"), True),
+    ("Part III · Methods", "FactorVAE", ("factor_vae",), False),
+    ("Part III · Methods", "β-TCVAE", ("beta_tcvae",), False),
+    ("Part III · Methods", "DIP-VAE", ("dip_vae",), False),
+    ("Part III · Methods", "InfoGAN and InfoWGAN-GP", ("infogan",), False),
+    ("Part IV · Limits", "The impossibility theorem", ("impossibility",), True),
+    ("Part IV · Limits", "The large-scale study: seeds vs hyperparameters",
+     ("large_scale_study",), True),
+    ("Part IV · Limits", "Model selection and downstream tasks",
+     ("model_selection", "downstream"), False),
+    ("Part V · Beyond independence and luck", "Disentangling one factor at a time (OAT)",
+     ("oat",), False),
+    ("Part V · Beyond independence and luck",
+     "Correlated factors and intervention-based learning", ("intervention",), False),
+    ("Part V · Beyond independence and luck", "DEFT: distilling factors stage by stage",
+     ("deft",), False),
 )
+#: chapters that are not topics of a course part: the preface, this guide, the appendix
+NOT_TOPICS = ("preface", "course_guide", "engine")
+NOT_PLANNED = "not in the plan"
 
 
 @dataclass
@@ -239,12 +293,30 @@ class PlanTable:
 
 
 def course_plan(root: str | Path | None = None) -> PlanTable:
-    """The planned topics; each names the chapter file that exists for it, or says "planned"."""
-    stems = [re.sub(r"^\d+_", "", md.stem) for md in chapter_sources(root)]
-    files = {re.sub(r"^\d+_", "", md.stem): md.with_suffix(".ipynb").name
-             for md in chapter_sources(root)}
-    rows = []
-    for part, topic, pattern, short in PLAN:
-        hits = [files[s] for s in stems if re.search(pattern, s)]
-        rows.append((part, topic, ", ".join(f"`{h}`" for h in hits) or "planned", short))
+    """The planned topics; each names the chapter files that exist for it, or says "planned".
+
+    Read from the files: a topic's chapter is listed when ``chapters/NN_<stem>.md`` exists, a
+    part is named by its caption in ``_toc.yml``, and a chapter that no topic names (other than
+    the preface, this guide and the appendix) gets a row of its own, marked "not in the plan".
+    """
+    sources = chapter_sources(root)
+    base = book_root(root)
+    parts = toc_parts(base) if base is not None else {}
+    by_stem = {re.sub(r"^\d+_", "", md.stem): md for md in sources}
+
+    def part_of(md: Path) -> str:
+        return parts.get(f"chapters/{md.stem}", "")
+
+    rows, named = [], set()
+    for part, topic, stems, short in PLAN:
+        found = [by_stem[s] for s in stems if s in by_stem]
+        named.update(stems)
+        part = next((part_of(md) for md in found if part_of(md)), part)
+        cell = ", ".join(f"`{md.with_suffix('.ipynb').name}`" for md in found) or "planned"
+        rows.append((part, topic, cell, short))
+    for stem, md in by_stem.items():
+        if stem not in named and stem not in NOT_TOPICS:
+            rows.append((part_of(md) or "(not in the table of contents)",
+                         f"{_title(md)} ({NOT_PLANNED})", f"`{md.with_suffix('.ipynb').name}`",
+                         False))
     return PlanTable(rows)

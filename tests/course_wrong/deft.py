@@ -1,4 +1,4 @@
-"""Wrong answers for the self-checks of chapter 32 (DEFT)."""
+"""Wrong answers for the self-checks of the DEFT chapter (chapters/32_deft)."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Wrong answers for the self-check of chapter 91 (the training engine)."""
+"""Wrong answers for the self-check of the training-engine appendix (chapters/91_engine)."""
 
 
 def _adam(bias=True, eps_inside=False, shared=False, plain_v=False):

@@ -1,4 +1,7 @@
-"""Wrong answers for the self-check of chapter 31 (the intervention-based framework)."""
+"""Wrong answers for the self-check of the intervention-based framework.
+
+(chapters/31_intervention)
+"""
 
 import numpy as np
 

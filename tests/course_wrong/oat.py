@@ -1,4 +1,4 @@
-"""Wrong answers for the self-check of chapter 30 (OAT)."""
+"""Wrong answers for the self-check of the OAT chapter (chapters/30_oat)."""
 
 
 def _rule(kl_at_checks, start, check_every, min_steps, tol, floor, *, relative=True,

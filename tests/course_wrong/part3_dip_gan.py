@@ -1,4 +1,4 @@
-"""Wrong answers for the self-checks of chapters 14 (DIP-VAE) and 15 (InfoGAN)."""
+"""Wrong answers for the self-checks of DIP-VAE and InfoGAN (chapters/14_dip_vae, 15_infogan)."""
 
 import numpy as np
 

@@ -1,4 +1,7 @@
-"""Wrong answers for the self-checks of chapters 12 (FactorVAE) and 13 (β-TCVAE)."""
+"""Wrong answers for the self-checks of FactorVAE and β-TCVAE.
+
+(chapters/12_factor_vae, chapters/13_beta_tcvae)
+"""
 
 import math
 

@@ -1,4 +1,7 @@
-"""Wrong answers for the self-checks of chapters 10 (β-VAE) and 11 (AnnealedVAE)."""
+"""Wrong answers for the self-checks of β-VAE and AnnealedVAE.
+
+(chapters/10_beta_vae, chapters/11_annealed_vae)
+"""
 
 import math
 
