@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment (see tools/setup.sh), then run every check CI runs:
-#   ruff, the chapter pairs, a strict book build, the unit tests, and every chapter under nbval in
-#   the quick profile.
+#   ruff, the chapter pairs, a strict book build, the browser check of the built pages, the unit
+#   tests, and every chapter under nbval in the quick profile.
 # Prints a timing summary per stage; exits non-zero at the first failing stage.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -37,6 +37,11 @@ pytest_() {  # pytest exits 5 when it collects nothing; that is not a failure he
   return $rc
 }
 
+browser_check() {  # the checker on a small synthetic site, then every page of the built book
+  pytest_ -q -p no:cacheprovider -m browser tests/test_browser_check.py
+  "$PY" tools/check_browser.py  # screenshots and report.txt in _build/browser/
+}
+
 nbval_chapters() {
   if ! compgen -G "chapters/*.ipynb" >/dev/null; then
     echo "(no chapter notebooks)"
@@ -47,9 +52,11 @@ nbval_chapters() {
 }
 
 stage "set-up" dlib_setup
+stage "browser set-up" dlib_browser_setup
 stage "ruff" "$PY" -m ruff check .
 stage "chapter pairs" "$PY" tools/check_pairs.py
 stage "book build (-W -n)" jupyter-book build . -W -n --keep-going --quiet
+stage "browser check" browser_check
 # Two workers on two cores: one BLAS thread each. GPU tests skip themselves without CUDA.
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} stage "unit tests" pytest_ tests -n 2
 stage "chapters (nbval, quick profile)" nbval_chapters
