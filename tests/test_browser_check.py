@@ -127,6 +127,12 @@ def test_tex_left_outside_math():
     one(cb.analyse_html(article("<p>an unbalanced $$ display</p>"), chapter=True), "'$'")
 
 
+def test_math_not_listed_formula_by_formula_when_mathjax_did_not_run():
+    page = article('<p>width <span class="math">\\(\\sigma\\)</span> and ```</p>')
+    one(cb.analyse_html(page, chapter=True, typeset=False), "'```'")
+    assert len(cb.analyse_html(page, chapter=True)) == 2
+
+
 def test_mathjax_error_nodes():
     body = ('<p><mjx-container jax="CHTML"><mjx-math><mjx-merror data-mjx-error="Missing'
             ' argument for \\frac" title="Missing argument for \\frac"><mjx-mtext>\\frac{1}'
@@ -219,6 +225,18 @@ def test_mathjax_urls_map_into_the_local_copy(tmp_path):
     assert cb._mathjax_file(cdn + "missing.js", tmp_path) is None
     assert cb._mathjax_file(cdn + "../../../../etc/passwd", tmp_path) is None
     assert cb._mathjax_file("https://cdn.jsdelivr.net/npm/other@3/x.js", tmp_path) is None
+
+
+def test_fetch_mathjax_uses_the_cache_and_needs_npm_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(cb.shutil, "which", lambda name: None)  # no npm on this machine
+    with pytest.raises(RuntimeError, match="npm is needed once"):
+        cb.fetch_mathjax()
+    there = tmp_path / f"mathjax-{cb.MATHJAX_VERSION}" / "es5" / "tex-mml-chtml.js"
+    there.parent.mkdir(parents=True)
+    there.write_text("//")
+    assert cb.fetch_mathjax() == there.parent.parent  # already there: npm is not asked
+    assert cb.mathjax_dir() == there.parent.parent
 
 
 def test_missing_tools_skip_outside_ci_and_fail_in_ci(monkeypatch, capsys):

@@ -57,7 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: the MathJax release the CDN answers for the book's ``mathjax@3`` URL (its newest 3.x)
 MATHJAX_VERSION = "3.2.2"
-CACHE = Path(os.environ.get("DLIB_CACHE", Path.home() / ".cache" / "dlib"))
+#: how long a page may take, after its load event, to show MathJax's startup object
+MATHJAX_LOAD_MS = 10_000
 #: candidates for the browser; Debian's package installs /usr/bin/chromium
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 #: pages shown in screenshots: ``PAGE`` (top of the page) or ``PAGE@TEXT`` (scrolled to the first
@@ -85,8 +86,8 @@ _BLOCK = frozenset({
 })
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
                    "param", "source", "track", "wbr"})
-#: classes whose text is decoration, not content (the pilcrow/hash of a heading's permalink)
-_SKIP_CLASSES = frozenset({"headerlink", "toggle-button", "tooltip"})
+#: classes whose text is decoration, not content (a heading's permalink "#", a toggle's label)
+_SKIP_CLASSES = frozenset({"headerlink", "toggle-button"})
 #: elements closed implicitly by HTML when a sibling starts (the serialised DOM closes them all,
 #: but a hand-written snippet may not)
 _IMPLIED_END = {"p": _BLOCK - {"br", "hr"}, "li": frozenset({"li"}), "dt": frozenset({"dt", "dd"}),
@@ -223,10 +224,11 @@ def _clip(text: str, start: int, end: int, width: int = 50) -> str:
     return ("…" if lo else "") + text[lo:hi] + ("…" if hi < len(text) else "")
 
 
-def prose_problems(blocks: Iterable[str]) -> list[str]:
+def prose_problems(blocks: Iterable[str], math: bool = True) -> list[str]:
     """Defects in the prose: MyST syntax left as text, and math that was not typeset.
 
     ``blocks`` are the prose blocks of :func:`page_text`; each finding quotes its context.
+    ``math=False`` leaves TeX alone (when MathJax did not run, every formula would be listed).
     """
     problems = []
     for text in blocks:
@@ -240,7 +242,9 @@ def prose_problems(blocks: Iterable[str]) -> list[str]:
         if not found and (m := _BACKTICK.search(text)) is not None:
             found.append(f"stray backtick (inline code not rendered): "
                          f"'{_clip(text, m.start(), m.end())}'")
-        if (m := _TEX_DELIM.search(text)) is not None:
+        if not math:
+            pass
+        elif (m := _TEX_DELIM.search(text)) is not None:
             found.append(f"math delimiter '{m.group()}' left in the text (math not typeset): "
                          f"'{_clip(text, m.start(), m.end())}'")
         elif (m := _TEX_COMMAND.search(text)) is not None:
@@ -259,11 +263,15 @@ def code_problems(blocks: Iterable[str]) -> list[str]:
     return [f"solution markers shown in code blocks: {counts}"]
 
 
-def analyse_html(html: str, *, chapter: bool) -> list[str]:
-    """Every defect the text of one page shows; ``chapter``: the page must carry the note."""
+def analyse_html(html: str, *, chapter: bool, typeset: bool = True) -> list[str]:
+    """Every defect the text of one page shows.
+
+    ``chapter``: the page must carry the "outputs from" note; ``typeset=False``: MathJax did not
+    run, so TeX in the text is not reported formula by formula.
+    """
     text = page_text(html)
     problems = [f"MathJax error: {err}" for err in text.math_errors]
-    problems += prose_problems(text.prose)
+    problems += prose_problems(text.prose, math=typeset)
     problems += code_problems(text.code)
     if chapter and not any(note.startswith("Where the outputs come from Outputs from")
                            for note in text.provenance):
@@ -337,8 +345,10 @@ def link_problems(links: Iterable[str], base: str, site: Path,
 # --- the local MathJax --------------------------------------------------------------------------
 
 def mathjax_dir() -> Path:
-    """Where the local copy of MathJax lives (it may not exist yet)."""
-    return CACHE / f"mathjax-{MATHJAX_VERSION}"
+    """Where the local copy of MathJax lives (it may not exist yet): in dlib's cache folder,
+    ``$DLIB_CACHE`` or ``~/.cache/dlib`` (as ``dlib.config.cache_dir``)."""
+    cache = os.environ.get("DLIB_CACHE") or Path.home() / ".cache" / "dlib"
+    return Path(cache) / f"mathjax-{MATHJAX_VERSION}"
 
 
 def fetch_mathjax() -> Path:
@@ -354,8 +364,8 @@ def fetch_mathjax() -> Path:
     if npm is None:
         raise RuntimeError("npm is needed once to fetch MathJax (apt-get install npm), or put the "
                            f"npm package mathjax@{MATHJAX_VERSION} unpacked at {target}")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         subprocess.run([npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"], cwd=tmp,
                        check=True, stdout=subprocess.DEVNULL)
         (tarball,) = Path(tmp).glob("mathjax-*.tgz")
@@ -470,18 +480,26 @@ async def _check_page(context, base: str, path: str, timeout_s: float,
             problems.append(f"{response.status} for {response.url[len(base):]}")
 
     page.on("response", on_response)
-    try:
+
+    async def load() -> tuple[dict, bool]:
         await page.goto(base + path, wait_until="load", timeout=timeout_s * 1000)
-        state = await page.evaluate(_MATHJAX_JS % int(timeout_s * 1000))
+        # MathJax is a deferred script: it has run by the load event, or it never will
+        state = await page.evaluate(_MATHJAX_JS % MATHJAX_LOAD_MS)
         if state not in ("none", "typeset"):
-            problems.append(state)
-        data = await page.evaluate(_EXTRACT_JS)
+            problems.append(f"{state} (math left as TeX; not checked formula by formula)")
+        return await page.evaluate(_EXTRACT_JS), state in ("none", "typeset")
+
+    try:
+        data, typeset = await asyncio.wait_for(load(), timeout_s)
     except Exception as err:  # noqa: BLE001 -- any failure to load is the page's problem
-        problems.append(f"page did not load: {type(err).__name__}: {str(err).splitlines()[0]}")
+        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else str(err).splitlines()[0]
+        problems.append(f"page did not load or typeset within {timeout_s:g} s: "
+                        f"{type(err).__name__}: {reason}")
         await page.close()
         return PageResult(path, problems, time.monotonic() - t0)
     await page.close()
-    problems += analyse_html(data["html"], chapter=path.startswith("chapters/"))
+    problems += analyse_html(data["html"], chapter=path.startswith("chapters/"),
+                             typeset=typeset)
     problems += image_problems(data["images"])
     if wide_code:
         problems += width_problems(data["wide"])
@@ -494,7 +512,7 @@ async def _screenshot(context, base: str, spec: str, out: Path) -> str:
     page = await context.new_page()
     try:
         await page.goto(base + path, wait_until="load")
-        await page.evaluate(_MATHJAX_JS % 30000)
+        await asyncio.wait_for(page.evaluate(_MATHJAX_JS % MATHJAX_LOAD_MS), 60)
         name = re.sub(r"[^\w.-]+", "_", spec.replace(".html", "")).strip("_") + ".png"
         if text and not await page.evaluate(_SHOW_JS, text):
             return f"{spec}: text not found, no screenshot"
