@@ -8,16 +8,22 @@ pages after MathJax has run, and fails on
 * MyST syntax left as text: code fences, ``:::``, roles and directives (``{cite:p}`...```,
   ``{list-table}``), target labels;
 * math that did not typeset: MathJax error nodes, ``$``, ``\\(``, ``\\[`` or TeX commands left
-  in the prose;
+  in the prose (any ``$`` outside code and math counts: the book has no literal dollar signs in
+  its prose), a stray backtick (inline code that did not render);
 * images that do not load, and same-site files that answer with an error;
 * broken internal links and anchors (every same-site ``href`` names an existing file, and its
   ``#fragment`` an element of that page);
 * a chapter page (``chapters/``) without the "outputs from" note of ``book/_ext/provenance.py``;
-* ``# BEGIN SOLUTION`` / ``# END SOLUTION`` markers in displayed code.
+* ``# BEGIN SOLUTION`` / ``# END SOLUTION`` markers in displayed code;
+* code blocks (not outputs) wider than the page at a 1280-pixel-wide window, whose ends a reader
+  does not see (``--allow-wide-code`` turns this one off).
+
+Text is read from the DOM, so the content of closed dropdowns (solutions) is checked too.
 
 The pages are served from ``_build/html`` by a local HTTP server. The book loads MathJax from a
 CDN; this check answers those requests with a local copy of the same release (the npm package
-``mathjax``, fetched once into ``~/.cache/dlib/``), and blocks every other off-site request, so
+``mathjax``, fetched once with npm into ``$DLIB_CACHE`` or ``~/.cache/dlib/``), and blocks every
+other off-site request (the widget manager and require.js: embedded widgets are not checked), so
 it needs no network at test time. Screenshots of a few pages go to ``_build/browser/`` for a
 person to look at, beside ``report.txt``.
 
