@@ -82,12 +82,31 @@ def test_chapter_32_table_turned_into_bullets():
     body = ("<p>```{list-table} Failure rates (%, MIG &lt; 0.1) in the paper’s Table 2 "
             '[<a href="#id5">Wu <em>et al.</em>, 2021</a>], rows dSprites. :header-rows: 1 :name: '
             "m32-tab-table2</p><ul><li><ul><li><p>dataset</p></li><li><p>DEFT</p></li></ul></li>"
-            "</ul><p>```{code-cell} ipython3 if config.profile() == \"full\":</p>")
+            '</ul><div class="highlight-default notranslate"><div class="highlight"><pre><span>'
+            '</span>\n```{code-cell} ipython3\nif config.profile() == "full":\n    assert ok\n'
+            "</pre></div></div>")
     problems = cb.analyse_html(article(body), chapter=True)
+    assert len(problems) == 5, problems
     assert any("'```'" in p and "list-table" in p for p in problems), problems
-    assert any("'```'" in p and "code-cell" in p for p in problems), problems
     assert any("MyST directive '{list-table}'" in p for p in problems), problems
     assert any("':header-rows:'" in p for p in problems), problems
+    assert any("':name:'" in p for p in problems), problems
+    # the next code cell, swallowed into a plain code block
+    assert problems[-1] == ("MyST directive shown as code (default highlighting): "
+                            "'```{code-cell} ipython3'")
+
+
+def test_myst_shown_on_purpose_in_a_markdown_block_passes():
+    # the preface shows how an exercise is written, in a block highlighted as Markdown
+    body = ('<div class="highlight-md notranslate"><div class="highlight"><pre>```{exercise}\n'
+            ":label: ex-1\nA question...\n```\n\n:::{note}\nx\n:::\n</pre></div></div>")
+    assert cb.analyse_html(article(body), chapter=True) == []
+    text = cb.page_text(article(body))
+    assert text.code_lang == ["md"]
+    # the same block without its language would be flagged
+    assert cb.code_problems(text.code) == [
+        "MyST directive shown as code (no highlighting): '```{exercise}'",
+        "MyST directive shown as code (no highlighting): ':::{note}'"]
 
 
 @pytest.mark.parametrize("text, needle", [

@@ -118,6 +118,8 @@ _TARGET = re.compile(r"(?:^|\s)\([\w.:-]+\)=(?:\s|$)")
 _BACKTICK = re.compile(r"`")
 _TEX_DELIM = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]")
 _TEX_COMMAND = re.compile(r"\\[a-zA-Z]{2,}")
+_FENCED_DIRECTIVE = re.compile(r"^[ \t]*(?:```+|~~~+|:::+)[ \t]*\{[\w:.-]+\}.*$", re.MULTILINE)
+_MYST_LANGS = frozenset({"md", "markdown", "myst", "rst", "restructuredtext"})
 _MARKER = re.compile(r"^[ \t]*(#[ \t]*(?:BEGIN|END) SOLUTION\b.*)$", re.MULTILINE)
 
 
@@ -127,6 +129,8 @@ class PageText:
 
     prose: list[str] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
+    #: the highlighting language of each code block (``highlight-LANG`` of Sphinx; "" if none)
+    code_lang: list[str] = field(default_factory=list)
     inline_code: list[str] = field(default_factory=list)
     math_errors: list[str] = field(default_factory=list)
     provenance: list[str] = field(default_factory=list)
@@ -139,6 +143,7 @@ class _Walker(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out = PageText()
         self.stack: list[tuple[str, bool, bool, bool]] = []  # tag, skip, code, provenance
+        self.langs: list[str] = []  # the highlighting language around each open element
         self.prose: list[str] = []
         self.code: list[str] = []
         self.note: list[str] = []
@@ -171,7 +176,10 @@ class _Walker(HTMLParser):
         if opens_code:
             self.prose.append(" ")
         opens_note = "dlib-provenance" in classes and not note
+        lang = next((c[len("highlight-"):] for c in classes if c.startswith("highlight-")),
+                    self.langs[-1] if self.langs else "")
         self.stack.append((tag, skip, code or tag in _CODE, note or opens_note))
+        self.langs.append(lang)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -183,10 +191,14 @@ class _Walker(HTMLParser):
             return
         while self.stack:
             open_tag, skip, code, note = self.stack.pop()
+            lang = self.langs.pop()
             if code and not self._state()[1]:  # the outermost code element closes
                 text = "".join(self.code)
-                if text.strip():
-                    (self.out.code if open_tag == "pre" else self.out.inline_code).append(text)
+                if text.strip() and open_tag == "pre":
+                    self.out.code.append(text)
+                    self.out.code_lang.append(lang)
+                elif text.strip():
+                    self.out.inline_code.append(text)
                 self.code = []
             if note and not self._state()[2]:
                 self.out.provenance.append(" ".join("".join(self.note).split()))
@@ -260,13 +272,25 @@ def prose_problems(blocks: Iterable[str], math: bool = True) -> list[str]:
     return problems
 
 
-def code_problems(blocks: Iterable[str]) -> list[str]:
-    """Solution markers (``# BEGIN SOLUTION``) shown in code blocks (``blocks``)."""
+def code_problems(blocks: Iterable[str], langs: Iterable[str] | None = None) -> list[str]:
+    """Defects in code blocks: solution markers (``# BEGIN SOLUTION``) shown, and MyST directives
+    (a line starting with ```` ```{name} ```` or ``:::{name}``) in a block that is not MyST
+    source (``langs``: each block's language; ``md``/``markdown``/``myst`` blocks may show
+    MyST), the sign of a directive whose fence closed early and swallowed what followed."""
+    blocks = list(blocks)
+    langs = list(langs) if langs is not None else [""] * len(blocks)
+    problems = []
+    for text, lang in zip(blocks, langs, strict=True):
+        if lang in _MYST_LANGS:
+            continue
+        for m in _FENCED_DIRECTIVE.finditer(text):
+            problems.append(f"MyST directive shown as code ({lang or 'no'} highlighting): "
+                            f"'{m.group().strip()[:80]}'")
     markers = [m.group(1).strip() for text in blocks for m in _MARKER.finditer(text)]
-    if not markers:
-        return []
-    counts = ", ".join(f"{markers.count(m)} × {m!r}" for m in dict.fromkeys(markers))
-    return [f"solution markers shown in code blocks: {counts}"]
+    if markers:
+        counts = ", ".join(f"{markers.count(m)} × {m!r}" for m in dict.fromkeys(markers))
+        problems.append(f"solution markers shown in code blocks: {counts}")
+    return problems
 
 
 def analyse_html(html: str, *, chapter: bool, typeset: bool = True) -> list[str]:
@@ -278,7 +302,7 @@ def analyse_html(html: str, *, chapter: bool, typeset: bool = True) -> list[str]
     text = page_text(html)
     problems = [f"MathJax error: {err}" for err in text.math_errors]
     problems += prose_problems(text.prose, math=typeset)
-    problems += code_problems(text.code)
+    problems += code_problems(text.code, text.code_lang)
     if chapter and not any(note.startswith("Where the outputs come from Outputs from")
                            for note in text.provenance):
         problems.append("no 'Where the outputs come from' note (book/_ext/provenance.py): "
