@@ -1,7 +1,9 @@
-"""Shared pytest set-up: tests marked ``slow`` run only when asked for.
+"""Shared pytest set-up: tests marked ``slow`` or ``browser`` run only when asked for.
 
-``pytest --run-slow`` (or ``DLIB_RUN_SLOW=1``, or selecting them with ``-m slow``) runs them;
-otherwise they are skipped, so the default suite stays fast on a 2-core CPU.
+``pytest --run-slow`` (or ``DLIB_RUN_SLOW=1``, or selecting them with ``-m slow``) runs the slow
+ones; otherwise they are skipped, so the default suite stays fast on a 2-core CPU. Tests marked
+``browser`` (headless Chromium) run only when selected with ``-m browser``, as tools/test.sh's
+browser stage does.
 """
 
 import os
@@ -14,6 +16,12 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    markexpr = (config.getoption("-m") or "").replace("not browser", "")
+    if "browser" not in markexpr:
+        skip_browser = pytest.mark.skip(reason="browser: run with -m browser (test.sh's stage)")
+        for item in items:
+            if item.get_closest_marker("browser") is not None:
+                item.add_marker(skip_browser)
     wanted = (
         config.getoption("--run-slow")
         or os.environ.get("DLIB_RUN_SLOW", "").strip().lower() in {"1", "true", "yes", "on"}

@@ -84,3 +84,25 @@ PYCHECK
         "right-click -> Open With -> Jupytext Notebook)" >&2
   fi
 }
+
+# What the browser check of the rendered book (tools/check_browser.py, test.sh's "browser check"
+# stage) needs besides Playwright (the test extra above): Debian's chromium, installed with apt-get
+# when it is missing and this is a root Debian machine (as on CI), and a local copy of MathJax
+# (the npm package, fetched once with npm into ~/.cache/dlib/). Where either cannot be had, this
+# says so and goes on: the check then skips itself, except under CI=true, where it fails.
+dlib_browser_setup() {
+  if [[ -n "${DLIB_CHROMIUM:-}" ]] || command -v chromium >/dev/null 2>&1; then
+    echo "setup: chromium $(command -v chromium || echo "$DLIB_CHROMIUM")"
+  elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: apt-get install chromium (for the browser check)"
+    { apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+             chromium >/dev/null; } \
+      || echo "setup: could not install chromium; the browser check cannot run" >&2
+  else
+    echo "setup: no chromium; the browser check will be skipped (install Debian's chromium:" \
+         "sudo apt-get install chromium, or set DLIB_CHROMIUM to a Chromium binary)"
+  fi
+  "$PY" "$REPO_ROOT/tools/check_browser.py" --fetch-mathjax \
+    || echo "setup: no local MathJax; the browser check cannot run" >&2
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment (see tools/setup.sh), then run every check CI runs:
-#   ruff, the chapter pairs, a strict book build, the unit tests, and every chapter under nbval in
-#   the quick profile.
+#   ruff, the chapter pairs, a strict book build, the browser check of the built pages, the unit
+#   tests, and every chapter under nbval in the quick profile.
 # Every stage runs even when an earlier one failed (only a failed set-up stops it: nothing else
 # can run without the environment). Prints a summary with each stage's result and wall time, and
 # exits non-zero if any stage failed.
@@ -46,6 +46,13 @@ pytest_() {  # pytest exits 5 when it collects nothing; that is not a failure he
   return $rc
 }
 
+browser_check() {  # the checker on a small synthetic site, then every page of the built book
+  local rc=0
+  pytest_ -q -p no:cacheprovider -m browser tests/test_browser_check.py || rc=$?
+  "$PY" tools/check_browser.py || rc=$?  # screenshots and report.txt in _build/browser/
+  return $rc
+}
+
 nbval_chapters() {
   if ! compgen -G "chapters/*.ipynb" >/dev/null; then
     echo "(no chapter notebooks)"
@@ -64,9 +71,11 @@ if ! stage "set-up" dlib_setup; then
   echo "set-up failed: no other stage can run" >&2
   exit 1
 fi
+stage "browser set-up" dlib_browser_setup
 stage "ruff" "$PY" -m ruff check .
 stage "chapter pairs" "$PY" tools/check_pairs.py
 stage "book build (-W -n)" jupyter-book build . -W -n --keep-going --quiet
+stage "browser check" browser_check
 stage "unit tests" unit_tests
 stage "chapters (nbval, quick profile)" nbval_chapters
 summary
