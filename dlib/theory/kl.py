@@ -208,6 +208,39 @@ def mss_log_weights(
     return w.log().to(device=device, dtype=dtype)
 
 
+def batch_log_weights(
+    batch_size: int,
+    dataset_size: int | None,
+    estimator: str = "mss",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor | float:
+    """The log weights w_ij of a batch estimator of log q(z) (see :func:`batch_log_qz`) for a
+    batch of M = ``batch_size`` posteriors: the (M, M) matrix of ``"mss"`` / ``"mss-column0"``
+    (:func:`mss_log_weights`), or the constant of ``"mws"`` (−log(N·M)) and ``"plain"`` (−log M)
+    as a float. Built once, it can be passed to :func:`weighted_log_qz` on every step."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
+    m = int(batch_size)
+    if estimator == "plain":
+        return -math.log(m)
+    if dataset_size is None or dataset_size < m:
+        raise ValueError(f"{estimator} needs dataset_size ≥ the batch ({m}), got {dataset_size}")
+    if estimator == "mws":
+        return -math.log(dataset_size * m)
+    placement = "diagonal" if estimator == "mss" else "column0"
+    return mss_log_weights(m, dataset_size, placement, device, dtype)
+
+
+def weighted_log_qz(mat: Tensor, log_w: Tensor | float) -> tuple[Tensor, Tensor]:
+    """log q(z_i) (B,) and log q(z_{i,d}) (B, D) as weighted logsumexps of the log-density matrix
+    ``mat`` (B, M, D) of :func:`log_density_matrix`, with the log weights ``log_w`` of
+    :func:`batch_log_weights` (a (B, M) matrix or a constant). Pure tensor code."""
+    if isinstance(log_w, Tensor):
+        return torch.logsumexp(mat.sum(2) + log_w, 1), torch.logsumexp(mat + log_w[:, :, None], 1)
+    return torch.logsumexp(mat.sum(2), 1) + log_w, torch.logsumexp(mat, 1) + log_w
+
+
 def batch_log_qz(
     z: Tensor,
     mean: Tensor,
@@ -219,7 +252,7 @@ def batch_log_qz(
 
     Each is a weighted logsumexp over the batch's posteriors ``mean``, ``logvar`` (M, D):
     log q(z_i) ≈ log Σ_j w_ij q(z_i | x_j), and the same per dimension. The estimators differ in
-    the weights:
+    the weights (:func:`batch_log_weights`):
 
     ``"mws"``  minibatch-weighted sampling (Chen et al., eq. 3): w_ij = 1/(N M) for every j,
                i.e. logsumexp − log(N·M) *with* the constant. disentanglement_lib drops it; its
@@ -232,28 +265,42 @@ def batch_log_qz(
 
     ``dataset_size`` is N (required except for ``"plain"``). Differentiable; any device.
     """
+    _check_batch(z, mean, logvar, dataset_size, estimator)
+    mat = log_density_matrix(z, mean, logvar)  # (B, M, D)
+    return weighted_log_qz(mat, batch_log_weights(mean.shape[0], dataset_size, estimator,
+                                                  z.device, mat.dtype))
+
+
+def _check_batch(z: Tensor, mean: Tensor, logvar: Tensor, dataset_size: int | None,
+                 estimator: str) -> None:
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
     _check_posteriors(mean, logvar)
     if z.ndim != 2 or z.shape[1] != mean.shape[1]:
         raise ValueError(f"z must be (B, {mean.shape[1]}), got {tuple(z.shape)}")
     b, m = z.shape[0], mean.shape[0]
-    mat = log_density_matrix(z, mean, logvar)  # (B, M, D)
     if estimator == "plain":
-        return torch.logsumexp(mat.sum(2), 1) - math.log(m), torch.logsumexp(mat, 1) - math.log(m)
+        return
     if dataset_size is None or dataset_size < m:
         raise ValueError(f"{estimator} needs dataset_size ≥ the batch ({m}), got {dataset_size}")
-    if estimator == "mws":
-        log_nm = math.log(dataset_size * m)
-        return torch.logsumexp(mat.sum(2), 1) - log_nm, torch.logsumexp(mat, 1) - log_nm
-    if b != m:
+    if estimator != "mws" and b != m:
         raise ValueError(f"{estimator} needs z_i ~ q(z | x_i): {b} samples for {m} posteriors")
-    placement = "diagonal" if estimator == "mss" else "column0"
-    log_w = mss_log_weights(m, dataset_size, placement, z.device, mat.dtype)  # (B, B)
-    return (
-        torch.logsumexp(mat.sum(2) + log_w, 1),
-        torch.logsumexp(mat + log_w[:, :, None], 1),
-    )
+
+
+def kl_terms(z: Tensor, mean: Tensor, logvar: Tensor, log_w: Tensor | float) -> dict[str, Tensor]:
+    """Chen et al.'s three terms, batch means, with the log weights ``log_w`` of
+    :func:`batch_log_weights`: ``mi`` = log q(z|x) − log q(z), ``tc`` = log q(z) − Σ_d log q(z_d),
+    ``dim_kl`` = Σ_d log q(z_d) − log p(z). Pure tensor code, no checks (the β-TCVAE objective
+    calls it under vmap with weights built once; :func:`batch_kl_decomposition` checks first)."""
+    log_q_zx = gaussian_log_density(z, mean, logvar).sum(1)
+    log_qz, log_qz_dims = weighted_log_qz(log_density_matrix(z, mean, logvar), log_w)
+    log_prod = log_qz_dims.sum(1)
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+    return {
+        "mi": (log_q_zx - log_qz).mean(),
+        "tc": (log_qz - log_prod).mean(),
+        "dim_kl": (log_prod - log_pz).mean(),
+    }
 
 
 def batch_kl_decomposition(
@@ -265,19 +312,14 @@ def batch_kl_decomposition(
     of the training step), ``estimator`` one of ``"mws"``, ``"mss"``, ``"mss-column0"``. Returns
     ``mi`` (log q(z|x) − log q(z)), ``tc`` (log q(z) − Σ_d log q(z_d)) and ``dim_kl``
     (Σ_d log q(z_d) − log p(z)); per sample they add up to log q(z|x) − log p(z), a one-sample
-    estimate of the KL, whatever the estimator. Differentiable (the β-TCVAE objective).
+    estimate of the KL, whatever the estimator. Differentiable (the β-TCVAE objective builds its
+    weights once and calls :func:`kl_terms` directly).
     """
     if estimator == "plain":
         raise ValueError("'plain' assumes z independent of the batch; use plain_batch_tc")
-    log_q_zx = gaussian_log_density(z, mean, logvar).sum(1)
-    log_qz, log_qz_dims = batch_log_qz(z, mean, logvar, dataset_size, estimator)
-    log_prod = log_qz_dims.sum(1)
-    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
-    return {
-        "mi": (log_q_zx - log_qz).mean(),
-        "tc": (log_qz - log_prod).mean(),
-        "dim_kl": (log_prod - log_pz).mean(),
-    }
+    _check_batch(z, mean, logvar, dataset_size, estimator)
+    log_w = batch_log_weights(mean.shape[0], dataset_size, estimator, z.device, z.dtype)
+    return kl_terms(z, mean, logvar, log_w)
 
 
 def plain_batch_tc(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
