@@ -38,6 +38,7 @@ from dlib.methods.factor import (
 )
 from dlib.methods.tcvae import BetaTCVAE, tcvae_log_weights, tcvae_terms
 from dlib.methods.vae import VAE, beta_kl, vae_terms
+from dlib.theory.kl import permute_dims
 
 if TYPE_CHECKING:  # pragma: no cover
     from dlib.engine.batched import BatchedState
@@ -211,7 +212,7 @@ class FactorKernel(Kernel):
         if "eps2" in inputs:
             frozen = {k: v.detach() for k, v in vae_p.items()}
             _, _, z = st.map(self._encode, frozen, x_ref, inputs["eps2"])
-        return z.detach().gather(1, inputs["keys"].argsort(dim=1))
+        return permute_dims(z.detach(), keys=inputs["keys"])
 
     def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         second = "eps2" in inputs

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from dlib.config import seeded
 from dlib.distributions import gaussian_kl, reparameterise
+from dlib.nets import Discriminator
 
 LOG_2PI = math.log(2.0 * math.pi)
 #: the batch estimators of log q(z); see :func:`batch_log_qz`
@@ -376,24 +377,22 @@ def batch_estimates(
 # ------------------------------------------------------------------------------------------------
 
 
-def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def permute_dims(z: Tensor, generator: torch.Generator | None = None,
+                 keys: Tensor | None = None) -> Tensor:
     """FactorVAE's Algorithm 1, vectorised: every column of ``z`` (B, D) permuted across the batch
     by its own random permutation (argsort of a uniform matrix gives D independent ones), so the
-    rows are samples of Π_d q(z_d) when those of ``z`` are samples of q(z)."""
-    keys = torch.rand(z.shape, device=z.device, generator=generator)
-    return z.gather(0, keys.argsort(dim=0))
+    rows are samples of Π_d q(z_d) when those of ``z`` are samples of q(z).
 
-
-def tc_discriminator(num_latents: int, hidden: int = 256, layers: int = 3) -> nn.Sequential:
-    """An MLP classifier of codes with one logit, read as log D(z)/(1 − D(z)) ≈ log q(z)/q̄(z).
-
-    (FactorVAE's is 6 × 1000 units with two logits; their difference is this single logit.)
-    """
-    sizes = [num_latents] + [hidden] * layers
-    mods: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-    return nn.Sequential(*mods, nn.Linear(sizes[-1], 1))
+    ``keys`` (the shape of ``z``) are the uniform numbers to argsort, drawn from ``generator``
+    when not given. Leading batch axes are allowed: ``z`` (N, B, D) permutes each of N batches
+    (the batched engine passes the keys it drew for each model)."""
+    if z.ndim < 2:
+        raise ValueError(f"z must be (B, D) (or (..., B, D)), got {tuple(z.shape)}")
+    if keys is None:
+        keys = torch.rand(z.shape, device=z.device, generator=generator)
+    elif keys.shape != z.shape:
+        raise ValueError(f"keys {tuple(keys.shape)} must have the shape of z {tuple(z.shape)}")
+    return z.gather(-2, keys.argsort(dim=-2))
 
 
 def fit_tc_discriminator(
@@ -406,8 +405,10 @@ def fit_tc_discriminator(
     lr: float = 1e-3,
     seed: int = 0,
     device: torch.device | str | None = None,
-) -> nn.Sequential:
-    """Train :func:`tc_discriminator` to tell samples of q(z) from samples of Π_d q(z_d).
+) -> Discriminator:
+    """Train a one-logit :class:`dlib.nets.Discriminator` (``layers`` hidden layers of
+    ``hidden`` units, PyTorch's initialisation) to tell samples of q(z) from samples of
+    Π_d q(z_d); its logit is read as log D(z)/(1 − D(z)) ≈ log q(z)/Π_d q(z_d).
 
     ``sampler(n, generator)`` returns n codes (n, D) from q(z). Each step draws one batch for the
     "real" class and a second batch whose dimensions are permuted (:func:`permute_dims`) for the
@@ -417,7 +418,8 @@ def fit_tc_discriminator(
     """
     gen = torch.Generator(device=device or "cpu").manual_seed(int(seed))
     with seeded(seed):
-        disc = tc_discriminator(num_latents, hidden, layers).to(device or "cpu")
+        disc = Discriminator(num_latents, hidden, layers, init="torch", logits=1)
+        disc = disc.to(device or "cpu")
     opt = torch.optim.Adam(disc.parameters(), lr=lr)
     ones = torch.ones(batch_size, 1, device=device or "cpu")
     for _ in range(steps):
