@@ -24,6 +24,10 @@ uniform, zero biases) unless ``init="torch"``.
 
 ``arch="fc"`` is the β-VAE paper's fully connected pair (1200-1200 ReLU encoder, 1200×3 tanh
 decoder).
+
+Holds :class:`Encoder`, :class:`Decoder`, the code discriminator :class:`Discriminator`
+(FactorVAE's and the one-logit TC estimator of :mod:`dlib.theory.kl`), :func:`init_weights` and
+:func:`num_parameters`.
 """
 
 from __future__ import annotations

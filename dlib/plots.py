@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dlib.distributions import gaussian_kl
+
 PALETTE = ["#3b6ea8", "#d0743c", "#5a9e6f", "#b5495b", "#7d63a8", "#8c7b55", "#4c9fb3", "#c9a227"]
 
 
@@ -142,8 +144,6 @@ def kl_order(kl_dims: Any) -> np.ndarray:
 @torch.no_grad()
 def posterior_kl(method: Any, x: Tensor, batch_size: int = 256) -> np.ndarray:
     """Average KL(q(z|x) ‖ p(z)) per latent dimension over the images ``x`` (D,)."""
-    from dlib.methods.vae import gaussian_kl
-
     dev = _device_of(method)
     total = None
     for i in range(0, len(x), batch_size):
