@@ -2,6 +2,8 @@
 likelihood on logits, and the reparameterised Gaussian sample.
 
 They live below both :mod:`dlib.methods` and :mod:`dlib.theory`, which use them.
+
+Holds :func:`gaussian_kl`, :func:`bernoulli_nll` and :func:`reparameterise`.
 """
 
 from __future__ import annotations

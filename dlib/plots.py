@@ -5,6 +5,11 @@ Each figure function returns the matplotlib ``Figure`` (end the notebook cell wi
 ``plt.show()``); the computations behind them (:func:`traversal_images`, :func:`kl_order`) are
 separate functions so that they can be tested and reused. Importing this module applies the
 book's figure style (:func:`set_style`).
+
+Holds :func:`set_style`, :func:`to_numpy_images`, :func:`image_grid`, :func:`reconstructions`,
+:func:`kl_order`, :func:`posterior_kl`, :func:`traversal_images`, :func:`latent_traversals`,
+:func:`kl_bars`, :func:`training_curves`, :func:`kl_dims_curves`, :func:`traversal_explorer` and
+:func:`score_heatmap`.
 """
 
 from __future__ import annotations

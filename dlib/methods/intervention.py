@@ -54,6 +54,11 @@ Choices where the paper is silent, with the argument for each (see also the chap
   library's other networks), except the zero heads named above.
 * Learning rates are the paper's (Enc/Dec/Disc 1e-4, W 1e-5); the Adam betas are not given,
   PyTorch's defaults are used for all four.
+
+Holds :class:`InterventionConfig`, :class:`PaperEncoder`, :class:`PaperDecoder`,
+:class:`ImageCritic`, :func:`intervene`, :func:`normalised_weights`,
+:func:`weighted_adversarial_value`, :func:`intervened_distribution`, :func:`density_ratio` and
+:class:`Intervention`.
 """
 
 from __future__ import annotations

@@ -21,6 +21,13 @@ Two families of functions:
   terms (the β-TCVAE objective reuses it), :func:`plain_batch_tc` is FactorVAE's Appendix D
   estimate, and :func:`fit_tc_discriminator` / :func:`density_ratio_tc` are FactorVAE's
   density-ratio estimate of TC with :func:`permute_dims`.
+
+Holds :func:`gaussian_log_density`, :func:`log_density_matrix`, :class:`Estimate`,
+:class:`KLDecomposition`, :func:`kl_decomposition`, :func:`mss_log_weights`,
+:func:`batch_log_weights`, :func:`weighted_log_qz`, :func:`batch_log_qz`, :func:`kl_terms`,
+:func:`batch_kl_decomposition`, :func:`plain_batch_tc`, :func:`sample_aggregate`,
+:func:`batch_estimates`, :func:`permute_dims`, :func:`fit_tc_discriminator` and
+:func:`density_ratio_tc`.
 """
 
 from __future__ import annotations
