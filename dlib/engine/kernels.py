@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from dlib.distributions import reparameterise
 from dlib.methods.aae import FactorVAEPrior
 from dlib.methods.annealed import AnnealedVAE, annealed_regularizer
 from dlib.methods.base import Method
@@ -111,7 +112,7 @@ class VAEKernel(Kernel):
     def _forward(self, p: Params, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Posterior, reparameterised code and decoder logits of one model (under vmap)."""
         mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
-        z = mean + torch.exp(0.5 * logvar) * eps
+        z = reparameterise(mean, logvar, noise=eps)
         logits = functional_call(self.template.decoder, _sub(p, "decoder"), (z,))
         return mean, logvar, z, logits
 
@@ -192,7 +193,7 @@ class FactorKernel(Kernel):
 
     def _encode(self, p: Params, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
-        return mean, logvar, mean + torch.exp(0.5 * logvar) * eps
+        return mean, logvar, reparameterise(mean, logvar, noise=eps)
 
     def _d_loss(self, pd: Params, z: Tensor, z_perm: Tensor) -> tuple[Tensor, Tensor]:
         disc = self.template.discriminator
