@@ -2,6 +2,8 @@
 likelihood on logits, and the reparameterised Gaussian sample.
 
 They live below both :mod:`dlib.methods` and :mod:`dlib.theory`, which use them.
+
+Holds :func:`gaussian_kl`, :func:`bernoulli_nll` and :func:`reparameterise`.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
 
 
 def reparameterise(
-    mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None
+    mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
 ) -> Tensor:
-    """z = mean + exp(½ logvar) · ε with ε ~ N(0, I) from ``generator``."""
-    eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+    """z = mean + exp(½ logvar) · ε with ε ~ N(0, I) from ``generator``, or ε = ``noise`` when
+    given (the batched engine draws the noise of every model beforehand)."""
+    eps = noise if noise is not None else torch.randn(
+        mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
     return mean + torch.exp(0.5 * logvar) * eps

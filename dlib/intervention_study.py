@@ -48,6 +48,7 @@ import torch
 
 from dlib import config
 from dlib import results as _results
+from dlib.data.heldout import HeldOut
 
 __all__ = ["METHODS", "DEFAULT_STEPS", "COMMAND", "HeldOut", "build", "evaluate", "run",
            "spearman", "main", "RESULT_NAME"]
@@ -63,33 +64,6 @@ METHODS: dict[str, dict[str, Any]] = {
     "beta_tcvae": {"class": "BetaTCVAE", "options": {"beta": 6.0}},
     "intervention": {"class": "Intervention", "options": {}},
 }
-
-
-class HeldOut:
-    """The held-out test set as a ground-truth sampler for :func:`dlib.metrics.compute`:
-    ``sample`` draws rows of the test indices with the metric's RandomState."""
-
-    def __init__(self, data: Any, index: np.ndarray) -> None:
-        self.data = data
-        self.index = np.asarray(index)
-        if len(self.index) == 0:
-            raise ValueError("the held-out set is empty")
-
-    @property
-    def num_factors(self) -> int:
-        return self.data.num_factors
-
-    @property
-    def factors_num_values(self) -> list[int]:
-        return list(self.data.factor_sizes)
-
-    def sample(self, num: int, random_state: np.random.RandomState):
-        rows = self.index[random_state.randint(len(self.index), size=int(num))]
-        factors = self.data.index_to_classes(rows)
-        return factors, self.data.sample_observations_from_factors(factors, random_state)
-
-    def sample_observations(self, num: int, random_state: np.random.RandomState):
-        return self.sample(num, random_state)[1]
 
 
 def build(name: str, image_shape: tuple[int, int, int], seed: int, dataset_size: int) -> Any:

@@ -24,6 +24,10 @@ uniform, zero biases) unless ``init="torch"``.
 
 ``arch="fc"`` is the β-VAE paper's fully connected pair (1200-1200 ReLU encoder, 1200×3 tanh
 decoder).
+
+Holds :class:`Encoder`, :class:`Decoder`, the code discriminator :class:`Discriminator`
+(FactorVAE's and the one-logit TC estimator of :mod:`dlib.theory.kl`), :func:`init_weights` and
+:func:`num_parameters`.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ def _check_shape(image_shape: tuple[int, int, int], arch: str) -> tuple[int, int
     return c, h, w
 
 
-def _init(module: nn.Module, init: str) -> None:
+def init_weights(module: nn.Module, init: str = "tf") -> None:
+    """Initialise every conv, transposed conv and linear layer of ``module`` in place:
+    ``"tf"`` is TensorFlow's default (Glorot uniform weights, zero biases), ``"torch"`` leaves
+    PyTorch's own initialisation."""
     if init == "torch":
         return
     if init != "tf":
@@ -95,7 +102,7 @@ class Encoder(nn.Module):
             width = 256
         self.mean = nn.Linear(width, num_latents)
         self.logvar = nn.Linear(width, num_latents)
-        _init(self, init)
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
@@ -139,7 +146,7 @@ class Decoder(nn.Module):
                 nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),  # 16x16 -> 32x32
                 nn.ConvTranspose2d(32, c, 4, 2, 1),              # 32x32 -> 64x64, logits
             )
-        _init(self, init)
+        init_weights(self, init)
 
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.num_latents:
@@ -154,27 +161,37 @@ def num_parameters(module: nn.Module) -> int:
 
 
 class Discriminator(nn.Module):
-    """FactorVAE's discriminator: an MLP on latent codes, 6 hidden layers of 1000 leaky-ReLU
-    units (slope 0.2, TensorFlow's default), 2 logits (``[real, permuted]``).
+    """A discriminator of latent codes: an MLP of ``depth`` hidden layers of ``hidden``
+    leaky-ReLU units (slope 0.2, TensorFlow's default) and ``logits`` outputs.
 
-    The FactorVAE paper says "6 layers"; disentanglement_lib uses 6 hidden layers of 1000 as
-    here (some PyTorch ports use 5).
+    The defaults are FactorVAE's: 6 hidden layers of 1000 units and 2 logits ``[real,
+    reference]`` (the FactorVAE paper says "6 layers"; disentanglement_lib uses 6 hidden layers
+    of 1000 as here, some PyTorch ports use 5). With ``logits=1`` the single output is read as
+    log D(z)/(1 − D(z)), the difference of the two logits (:func:`dlib.theory.kl` trains such a
+    one-logit discriminator, with ``init="torch"``, to estimate TC).
     """
 
     def __init__(self, num_latents: int = 10, hidden: int = 1000, depth: int = 6,
-                 init: str = "tf") -> None:
+                 init: str = "tf", logits: int = 2) -> None:
         super().__init__()
+        if logits not in (1, 2):
+            raise ValueError(f"logits must be 1 or 2, got {logits!r}")
+        if num_latents < 1 or hidden < 1 or depth < 0:
+            raise ValueError(f"need num_latents ≥ 1, hidden ≥ 1 and depth ≥ 0, got "
+                             f"{num_latents}, {hidden}, {depth}")
         layers: list[nn.Module] = []
         width = num_latents
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
             width = hidden
-        layers.append(nn.Linear(width, 2))
+        layers.append(nn.Linear(width, logits))
         self.body = nn.Sequential(*layers)
         self.num_latents = num_latents
-        _init(self, init)
+        self.logits = logits
+        init_weights(self, init)
 
     def forward(self, z: Tensor) -> Tensor:
+        """Logits (B, ``logits``) of codes ``z`` (B, D)."""
         if z.dim() != 2 or z.shape[1] != self.num_latents:
             raise ValueError(
                 f"discriminator expects (B, {self.num_latents}), got {tuple(z.shape)}"

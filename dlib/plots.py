@@ -5,6 +5,11 @@ Each figure function returns the matplotlib ``Figure`` (end the notebook cell wi
 ``plt.show()``); the computations behind them (:func:`traversal_images`, :func:`kl_order`) are
 separate functions so that they can be tested and reused. Importing this module applies the
 book's figure style (:func:`set_style`).
+
+Holds :func:`set_style`, :func:`to_numpy_images`, :func:`image_grid`, :func:`reconstructions`,
+:func:`kl_order`, :func:`posterior_kl`, :func:`traversal_images`, :func:`latent_traversals`,
+:func:`kl_bars`, :func:`training_curves`, :func:`kl_dims_curves`, :func:`traversal_explorer` and
+:func:`score_heatmap`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import Tensor
+
+from dlib.distributions import gaussian_kl
 
 PALETTE = ["#3b6ea8", "#d0743c", "#5a9e6f", "#b5495b", "#7d63a8", "#8c7b55", "#4c9fb3", "#c9a227"]
 
@@ -142,8 +149,6 @@ def kl_order(kl_dims: Any) -> np.ndarray:
 @torch.no_grad()
 def posterior_kl(method: Any, x: Tensor, batch_size: int = 256) -> np.ndarray:
     """Average KL(q(z|x) ‖ p(z)) per latent dimension over the images ``x`` (D,)."""
-    from dlib.methods.vae import gaussian_kl
-
     dev = _device_of(method)
     total = None
     for i in range(0, len(x), batch_size):

@@ -10,6 +10,9 @@ retraining. Every result file carries the record of the run that made it::
 
 and arrays (images) go into a ``.npz`` beside the ``.json``. :func:`load` returns ``None`` when
 a result has not been produced yet, so chapters can say so instead of failing.
+
+Holds :func:`results_dir`, :func:`write_stamp`, :func:`source_state`, :class:`Provenance`,
+:class:`Result`, :class:`Table`, :func:`save`, :func:`load` and :func:`main`.
 """
 
 from __future__ import annotations

@@ -167,7 +167,6 @@ def fit(
     resume: bool = True,
     show_progress: bool = True,
     device: torch.device | str | None = None,
-    fast: bool = False,
 ) -> History:
     """Train ``method`` on ``data`` until it has taken ``steps`` optimisation steps.
 
@@ -176,17 +175,10 @@ def fit(
     batches and the reparameterisation noise. With ``checkpoint`` set, a checkpoint is written
     every ``checkpoint_every`` steps and at the end, and an existing one is resumed from (unless
     ``resume=False``): ``fit(m, d, 1000, checkpoint=p)`` followed by ``fit(m, d, 2000,
-    checkpoint=p)`` gives the same weights as ``fit(m, d, 2000)``. ``fast=True`` trains
-    through :func:`dlib.engine.fit_fast` (the whole step captured as a CUDA graph; same batches,
-    noise and checkpoints); this eager loop stays the reference it is tested against.
+    checkpoint=p)`` gives the same weights as ``fit(m, d, 2000)``. The fast path is
+    :func:`dlib.engine.fit_fast` (same arguments; the whole step captured as a CUDA graph; same
+    batches, noise and checkpoints); this eager loop stays the reference it is tested against.
     """
-    if fast:
-        from dlib.engine import fit_fast
-
-        return fit_fast(method, data, steps, batch_size=batch_size, seed=seed,
-                        log_every=log_every, checkpoint=checkpoint,
-                        checkpoint_every=checkpoint_every, resume=resume,
-                        show_progress=show_progress, device=device, fast=True)
     if not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     if batch_size < 1 or log_every < 1:

@@ -35,7 +35,6 @@ import matplotlib
 import nbformat
 import numpy as np
 import pytest
-import torch
 from IPython.core.inputtransformer2 import TransformerManager
 
 matplotlib.use("Agg")
@@ -53,159 +52,9 @@ FAST_CHAPTER_S = 15.0  # executing a student edition of a chapter slower than th
 YOUR_TURN = "Your turn"
 
 
-def _z(n=1_000_000, seed=3):
-    return 0.7 + 1.3 * torch.randn(n, generator=torch.Generator().manual_seed(seed),
-                                   dtype=torch.float64)
-
-
-def _kl(m, s):
-    return 0.5 * (torch.trace(s) + m @ m - len(m) - torch.logdet(s))
-
-
-_SHAPES = ("square", "ellipse", "heart")
-
-
-def _imp(factor=2.0, alpha=0.3):
-    """A = I - factor v v^T for d = 3, and f(z3), f(f(z3)) with it (ex-imp-involution)."""
-    from dlib import theory
-
-    dist = theory.Factorised([theory.Uniform(0, 1)] * 3)
-    z = dist.sample(1_000, torch.Generator().manual_seed(3))
-    v = torch.full((3,), math.sqrt((1 - alpha) / 2), dtype=torch.float64)
-    v[0] = math.sqrt(alpha)
-    a = torch.eye(3, dtype=torch.float64) - factor * torch.outer(v, v)
-    once = theory.entangle(z, dist, a)
-    return {"A": a, "once": once, "twice": theory.entangle(once, dist, a)}
-
-
-def _votes(shape_copy=0):
-    """A (5, 6) FactorVAE vote matrix of 1,000 votes; ``shape_copy`` shape votes go to z5."""
-    votes = np.zeros((5, 6), dtype=int)
-    votes[range(5), range(5)] = 200
-    votes[0, 0] -= shape_copy
-    votes[0, 5] += shape_copy
-    return votes
-
-
-def _ceilings():
-    """The normalised 20-bin MI ceiling for K = 2..100 (ex-m06-ceiling), exact arithmetic."""
-    out = []
-    for k in range(2, 101):
-        p = np.bincount(np.minimum(20 * np.arange(k) // (k - 1), 19)) / k
-        p = p[p > 0]
-        out.append(-(p * np.log(p)).sum() / np.log(k))
-    return np.array(out)
-
-
-def _m04(full=False):
-    """The diagonal MI (nats) of the four codes of ex-m04-binning-symmetries (or whole MI)."""
-    from dlib.metrics import mutual_info_matrix
-    from dlib.metrics.toy import DSPRITES_SIZES, FactorsAsObservations
-
-    y = FactorsAsObservations(DSPRITES_SIZES).sample_factors(5000, np.random.RandomState(0))
-    z = y / (np.array(DSPRITES_SIZES) - 1.0)
-    codes = {"identity": z, "3z - 7": 3 * z - 7, "-2z + 1": -2 * z + 1, "exp(3z)": np.exp(3 * z)}
-    return {k: mutual_info_matrix(c, y) if full else np.diag(mutual_info_matrix(c, y))
-            for k, c in codes.items()}
-
-
-def _tc_gaps(noise=1.0):
-    """TC(Σ) − TC(Σ + noise Λ) for the 1,000 seeded pairs of ex-m08-tc-noise."""
-    from dlib.metrics import unsupervised
-
-    tc = unsupervised.gaussian_total_correlation
-    rs = np.random.RandomState(0)
-    gaps = []
-    for _ in range(1000):
-        a = rs.standard_normal((6, 6))
-        sigma = a @ a.T + 1e-3 * np.eye(6)
-        lam = np.diag(rs.exponential(size=6) * rs.binomial(1, 0.7, size=6))
-        gaps.append(tc(sigma) - tc(sigma + noise * lam))
-    return np.array(gaps)
-
-
-#: label -> wrong answers that the check must reject (authors of a new check add theirs here)
-WRONG_ANSWERS = {
-    "pre-ex-beta": [
-        {"beta_sum_shapes": 10 / 12288, "beta_mean_dsprites": 6 * 4096 / 10},  # inverted
-        {"beta_sum_shapes": 4096 / 10, "beta_mean_dsprites": 60 / 4096},  # forgot channels
-        {"beta_sum_shapes": 1228.8},  # a missing part
-        {"beta_sum_shapes": -1228.8, "beta_mean_dsprites": 60 / 4096},  # sign
-        (1228.8, 60 / 4096),  # not a dict
-    ],
-    "ex-vae-kl-multivariate": [
-        lambda m, s: 2 * _kl(m, s),
-        lambda m, s: _kl(m, torch.diag(torch.diag(s))),  # only the diagonal
-        lambda m, s: 0.5 * (torch.trace(s) - len(m) - torch.logdet(s)),  # no mean term
-        lambda m, s: 0.5 * (torch.trace(s) + m @ m - torch.logdet(s)),  # no -D
-        lambda m, s: _kl(m, s) * torch.ones(2),  # not a scalar
-        "0.5 * (tr + m'm - D - logdet)",  # not a function
-    ],
-    "ex-vae-reparam-variance": [
-        {"reparam": 2 * _z(), "score": _z() ** 2 * (_z() - 0.7)},  # forgot 1/sigma^2: biased
-        {"reparam": 2 * _z(1000), "score": _z(1000) ** 2 * (_z(1000) - 0.7) / 1.69},  # too few
-        {"reparam": 2 * _z(), "score": 2 * _z() ** 2 * (_z() - 0.7) / 1.69 - 1.4},  # var x4
-        {"reparam": _z() + 0.7, "score": _z() ** 2 * (_z() - 0.7) / 1.69},  # var of reparam /4
-        {"reparam": 2 * _z()},
-    ],
-    "ex-kld-mws-constant": [
-        {"tc_mws": 10 * math.log(1000), "tc_free": -9 * math.log(32)},  # D log N, not (D-1)
-        {"tc_mws": 9 * math.log(1000), "tc_free": -9 * math.log(32_000)},  # subtracted from 0
-        {"tc_mws": 9 * math.log(1000), "tc_free": -10 * math.log(32)},  # D log M
-        {"tc_mws": -9 * math.log(1000), "tc_free": 9 * math.log(32)},  # signs
-        {"tc_mws": 0.0, "tc_free": 0.0},  # the true TC, not its estimate
-        {"tc_mws": 9 * math.log(1000)},  # a missing part
-    ],
-    "ex-gt-orientations": [
-        {(n, sc): 40 for n in _SHAPES for sc in (1.0, 0.5)},  # counted orientations, not images
-        {(n, sc): 39 for n in _SHAPES for sc in (1.0, 0.5)},  # the upper bound, not a count
-        {(n, sc): 2 for n in _SHAPES for sc in (1.0, 0.5)},  # distinct pixel values
-        {("square", 1.0): 39, ("heart", 1.0): 39},  # missing keys
-        [39] * 6,  # not a dict
-    ],
-    "ex-imp-involution": [
-        _imp(1.0),  # A = I - v v^T: not orthogonal
-        _imp(2.0, alpha=0.2),  # another alpha: a valid reflection, not the one asked for
-        {**_imp(), "once": _imp()["twice"]},  # f not applied
-        {**_imp(), "twice": _imp()["once"]},  # f applied once only
-        {**_imp(), "once": _imp(2.0, alpha=0.2)["once"]},  # f with another matrix
-        {"A": _imp()["A"], "twice": _imp()["twice"]},  # a missing part
-    ],
-    "ex-m05-duplicated": [
-        _votes(shape_copy=100),  # shape votes split between z0 and its copy z5
-        _votes().T,  # codes x factors
-        _votes() // 2,  # 500 votes
-        _votes() + np.pad([[-10, 10]], ((0, 4), (0, 4))),  # shape votes on the scale code
-        200 * np.eye(5),  # no column for the copy
-    ],
-    "ex-m06-ceiling": [
-        np.ones(99),  # no bins shared
-        _ceilings() * np.log(np.arange(2, 101)),  # in nats
-        np.r_[1.0, _ceilings()[:-1]],  # off by one in K
-        _ceilings()[:98],  # K = 2..99
-    ],
-    "ex-m07-two-in-one": [
-        {"D": (3 + 1 - math.log(2) / math.log(5)) / 5, "C": 1.0},  # unweighted mean
-        {"D": 1.0, "C": 0.6 + 0.4 * (1 - math.log(2) / math.log(5))},  # D and C swapped
-        {"D": (3 + 1 - math.log(2) / math.log(5)) / 4, "C": 1.0},  # mean of the live codes
-        {"D": 0.6, "C": 1.0},  # the position code counted as 0
-        {"D": 0.6 + 0.4 * (1 - math.log(2) / math.log(5))},  # a missing part
-    ],
-    "ex-m04-binning-symmetries": [
-        {**_m04(), "exp(3z)": _m04()["identity"]},  # binned z, not exp(3z)
-        {k: v / math.log(2) for k, v in _m04().items()},  # in bits
-        {**_m04(), "-2z + 1": _m04()["exp(3z)"]},  # a mix-up
-        {**_m04(full=True)},  # whole MI matrices, not their diagonals
-        {k: v for k, v in _m04().items() if k != "identity"},  # a missing part
-    ],
-    "ex-m08-tc-noise": [
-        -_tc_gaps(),  # TC(Σ + Λ) − TC(Σ)
-        _tc_gaps(noise=0.0),  # no noise added: all zero
-        _tc_gaps(noise=2.0),  # twice the noise
-        np.sort(_tc_gaps()),  # not in the order of the pairs
-        _tc_gaps()[:100],  # too few
-    ],
-}
+#: label -> wrong answers that the check must reject: one file per module of
+#: dlib.course.checks, of the same name, in tests/course_wrong/
+WRONG_ANSWERS: dict = {}
 
 
 def _ids(paths):
@@ -643,7 +492,6 @@ def test_hidden_tolerance():
 
 
 def test_compare_helper():
-    import numpy as np
 
     want = np.arange(1.0, 7.0).reshape(2, 3)
     assert checks.compare(want.copy(), want) == []

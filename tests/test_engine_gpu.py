@@ -103,10 +103,10 @@ def test_graph_rng_reproduces_the_eager_stream(data, name):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_fast_fit_follows_eager_fit(data, name):
-    """fit(fast=True) and fit: same batches and noise, same losses over 300 steps."""
+    """fit_fast (CUDA graphs) and fit: same batches and noise, same losses over 300 steps."""
     a, b = METHODS[name](0), METHODS[name](0)
     ha = fit(a, data, 300, seed=7, log_every=50, show_progress=False)
-    hb = fit(b, data, 300, seed=7, log_every=50, show_progress=False, fast=True)
+    hb = fit_fast(b, data, 300, seed=7, log_every=50, show_progress=False, fast=True)
     assert hb.steps == ha.steps
     for k in ha.keys():
         # an accuracy counts argmax flips: a few flips of 128 decisions in 50 steps are rounding

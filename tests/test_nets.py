@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlib.nets import Decoder, Encoder, num_parameters
+from dlib.nets import Decoder, Discriminator, Encoder, num_parameters
 
 
 @pytest.mark.parametrize("arch", ["conv", "conv4", "fc"])
@@ -54,3 +54,20 @@ def test_bad_inputs_raise():
         Decoder((1, 64, 64), 10)(torch.rand(2, 9))
     with pytest.raises(ValueError):
         Encoder((1, 64, 64), init="glorot")
+
+
+def test_one_logit_discriminator_is_the_plain_mlp_with_torch_init():
+    """logits=1, init="torch": the same layers, drawn in the same order, as a hand-built MLP."""
+    torch.manual_seed(3)
+    d = Discriminator(4, hidden=16, depth=2, init="torch", logits=1)
+    torch.manual_seed(3)
+    ref = nn.Sequential(nn.Linear(4, 16), nn.LeakyReLU(0.2), nn.Linear(16, 16), nn.LeakyReLU(0.2),
+                        nn.Linear(16, 1))
+    z = torch.randn(5, 4)
+    assert torch.equal(d(z), ref(z))
+    assert Discriminator(4, 8, 1)(z).shape == (5, 2)
+    with pytest.raises(ValueError, match="logits must be 1 or 2"):
+        Discriminator(4, logits=3)
+    with pytest.raises(ValueError, match="expects"):
+        d(torch.randn(5, 3))
+

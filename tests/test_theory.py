@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 from dlib import theory
-from dlib.methods.vae import gaussian_kl
+from dlib.distributions import gaussian_kl
 
 # --- a small 2-D mixture and its terms by numerical integration --------------------------------
 
@@ -428,3 +428,16 @@ def test_gaussian_mixture_icdf_inverts_cdf_with_the_right_derivative():
     assert torch.allclose(grad, 1 / m.log_prob(x).exp(), rtol=1e-6)
     with pytest.raises(ValueError, match="positive"):
         theory.GaussianMixture([0, 1], [0.1, -0.1])
+
+
+def test_permute_dims_with_keys_permutes_each_batch_of_a_stack():
+    g = torch.Generator().manual_seed(0)
+    z, keys = torch.randn(3, 6, 2, generator=g), torch.rand(3, 6, 2, generator=g)
+    stacked = theory.permute_dims(z, keys=keys)
+    for i in range(3):
+        order = keys[i].argsort(dim=0)
+        for d in range(2):
+            assert torch.equal(stacked[i, :, d], z[i, order[:, d], d])
+        assert torch.equal(stacked[i].sort(0).values, z[i].sort(0).values)
+    with pytest.raises(ValueError, match="shape of z"):
+        theory.permute_dims(z, keys=keys[:, :5])

@@ -20,8 +20,9 @@ Conventions for authors (the course guide, chapters/90_course_guide.md, says the
   and keeps the lines around it, typically set-up above and the check call below. A skeleton
   runs with only the chapter's import cells before it, when it can (tests execute it so).
 * **Self-checks**: the skeleton's last line is ``dlib.course.check("<label>", answer)``; the check
-  is registered in :mod:`dlib.course.checks` with ``exercise_check``, and
-  ``tests/test_course.py`` lists at least one wrong answer for it. Checks recompute what they
+  is registered with ``exercise_check`` in its part's module of :mod:`dlib.course.checks`
+  (e.g. ``part3_methods``), and ``tests/course_wrong/`` (the file of the same name) lists at
+  least one wrong answer for it. Checks recompute what they
   need (e.g. a KL with ``torch.distributions``) or compare with a ``Hidden``
   digest (``python -m dlib.course hash LABEL NAME VALUE --rtol R`` prints one), so the expected
   number never appears in the student edition or in the check's source. Trade-off, stated

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout (s)")
     p.add_argument("notebooks", nargs="+", type=Path)
     sub.add_parser("checks", help="list the exercises that have a self-check")
-    p = sub.add_parser("hash", help="digest of a hidden answer, for dlib/course/checks.py")
+    p = sub.add_parser("hash", help="digest of a hidden answer, for a check in dlib/course/checks/")
     p.add_argument("label")
     p.add_argument("name")
     p.add_argument("value", type=float)

@@ -24,6 +24,7 @@ from dlib.data.dsprites import (
     render_dsprites,
     save_dsprites_npz,
 )
+from dlib.data.heldout import HeldOut
 from dlib.data.official import DSPRITES_MD5, load_dsprites_npz
 from dlib.data.shapes3d import Shapes3D, load_shapes3d_h5, render_shapes3d, save_shapes3d_h5
 from dlib.data.smallnorb import SmallNORB, load_smallnorb
@@ -33,6 +34,7 @@ __all__ = [
     "DATASETS",
     "GroundTruthData",
     "DeviceData",
+    "HeldOut",
     "DSprites",
     "ColorDSprites",
     "NoisyDSprites",

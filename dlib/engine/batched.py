@@ -15,6 +15,9 @@ batched run sees exactly what ``dlib.train.fit(methods[i], data, steps, seed=see
 the losses and weights agree to float tolerance (``tests/test_engine.py``). On CUDA the whole
 iteration — sampling, forward, backward, both optimiser steps, logging sums and the NaN
 watch — is captured once in a CUDA graph and replayed (:mod:`dlib.engine.graphs`).
+
+Holds :class:`BatchedState`, :class:`PerModel`, :func:`check_compatible`, :class:`BatchedTrainer`
+and :func:`fit_many`.
 """
 
 from __future__ import annotations

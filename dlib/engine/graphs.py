@@ -21,6 +21,8 @@ launches once; a replay submits them all with one call. What the capture needs:
 
 This module never runs on a machine without CUDA; ``tests/test_engine_gpu.py`` checks it
 against the eager path (``pytest -m gpu``).
+
+Holds :func:`can_register_generators` and :class:`GraphedIteration`.
 """
 
 from __future__ import annotations

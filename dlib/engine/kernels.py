@@ -7,29 +7,39 @@ which configuration fields may differ between the models (they become tensors of
 and (3) the step itself: forward with :func:`torch.func.vmap` over the model axis, gradients,
 and the optimiser update(s) through :class:`dlib.engine.batched.BatchedAdam`.
 
-The loss formulas are those of :mod:`dlib.methods` (the same library functions where they are
-pure tensor code); ``tests/test_engine.py`` checks every kernel against the eager methods.
+Kernels write no loss of their own: each calls (under vmap) the pure loss functions of its
+method's module, the ones the eager method calls (:func:`dlib.methods.vae.vae_terms` with the
+family's regulariser, :func:`dlib.methods.tcvae.tcvae_terms`,
+:func:`dlib.methods.factor.factor_vae_terms`, :func:`dlib.methods.factor.discriminator_loss`),
+so a loss is written once. ``tests/test_engine.py`` checks every kernel against the eager methods.
+
+Holds :class:`Kernel` and its subclasses (:class:`VAEKernel`, :class:`AnnealedKernel`,
+:class:`DIPKernel`, :class:`TCVAEKernel`, :class:`FactorKernel`, :class:`PriorKernel`), the
+table :data:`KERNELS` and :func:`kernel_for`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from dlib.distributions import bernoulli_nll, gaussian_kl
+from dlib.distributions import reparameterise
 from dlib.methods.aae import FactorVAEPrior
-from dlib.methods.annealed import AnnealedVAE
+from dlib.methods.annealed import AnnealedVAE, annealed_regularizer
 from dlib.methods.base import Method
-from dlib.methods.dip import DIPVAE, dip_covariance, dip_penalty
-from dlib.methods.factor import FactorVAE
-from dlib.methods.tcvae import BetaTCVAE
-from dlib.methods.vae import VAE
-from dlib.theory.kl import gaussian_log_density, log_density_matrix, mss_log_weights
+from dlib.methods.dip import DIPVAE, dip_regularizer
+from dlib.methods.factor import (
+    FactorVAE,
+    density_ratio_estimate,
+    discriminator_loss,
+    factor_vae_terms,
+)
+from dlib.methods.tcvae import BetaTCVAE, tcvae_log_weights, tcvae_terms
+from dlib.methods.vae import VAE, beta_kl, vae_terms
+from dlib.theory.kl import permute_dims
 
 if TYPE_CHECKING:  # pragma: no cover
     from dlib.engine.batched import BatchedState
@@ -93,23 +103,25 @@ class VAEKernel(Kernel):
     hyper_fields = ("beta",)
     classes = (VAE,)
 
-    # what a family adds to recon; returns (reg, extras in the eager method's key order)
     def regularizer(self, h: dict[str, Tensor], mean: Tensor, logvar: Tensor, z: Tensor,
                     kl_dims: Tensor, step: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        return h["beta"] * kl_dims.sum(), {}
+        """The family's regulariser (its method module's pure function) with this model's
+        hyperparameters ``h``."""
+        return beta_kl(kl_dims, h["beta"]), {}
+
+    def _forward(self, p: Params, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Posterior, reparameterised code and decoder logits of one model (under vmap)."""
+        mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
+        z = reparameterise(mean, logvar, noise=eps)
+        logits = functional_call(self.template.decoder, _sub(p, "decoder"), (z,))
+        return mean, logvar, z, logits
 
     def _one(self, p: Params, x: Tensor, eps: Tensor, h: dict[str, Tensor],
              step: Tensor) -> dict[str, Tensor]:
         """The eager method's ``terms`` for one model (runs under vmap)."""
-        mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
-        z = mean + torch.exp(0.5 * logvar) * eps
-        logits = functional_call(self.template.decoder, _sub(p, "decoder"), (z,))
-        recon = bernoulli_nll(logits, x).mean()
-        kl_dims = gaussian_kl(mean, logvar).mean(0)
-        kl = kl_dims.sum()
-        reg, extra = self.regularizer(h, mean, logvar, z, kl_dims, step)
-        return {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl),
-                "kl_dims": kl_dims.detach(), **extra}
+        mean, logvar, z, logits = self._forward(p, x, eps)
+        return vae_terms(x, logits, mean, logvar, z,
+                         lambda m, lv, z_, kd: self.regularizer(h, m, lv, z_, kd, step))
 
     def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         params = st.param_views()
@@ -125,9 +137,8 @@ class AnnealedKernel(VAEKernel):
     classes = (AnnealedVAE,)
 
     def regularizer(self, h, mean, logvar, z, kl_dims, step):
-        t = step.to(torch.float32)
-        c = torch.minimum(h["c_max"] * t / h["iteration_threshold"], h["c_max"])
-        return h["gamma"] * (kl_dims.sum() - c).abs(), {"capacity": c}
+        return annealed_regularizer(kl_dims, step, h["gamma"], h["c_max"],
+                                    h["iteration_threshold"])
 
 
 class DIPKernel(VAEKernel):
@@ -142,49 +153,25 @@ class DIPKernel(VAEKernel):
                 "lambda_d": float(method.lambda_d)}
 
     def regularizer(self, h, mean, logvar, z, kl_dims, step):
-        cov = dip_covariance(mean, logvar, self.template.config.dip_type)
-        penalty = dip_penalty(cov, h["lambda_od"], h["lambda_d"])
-        return h["beta"] * kl_dims.sum() + penalty, {"dip_penalty": penalty}
+        return dip_regularizer(mean, logvar, kl_dims, self.template.config.dip_type, h["beta"],
+                               h["lambda_od"], h["lambda_d"])
 
 
 class TCVAEKernel(VAEKernel):
-    """β-TCVAE: α·MI + β·TC + γ·dim-KL estimated on the batch (MSS weights precomputed)."""
+    """β-TCVAE: α·MI + β·TC + γ·dim-KL estimated on the batch (the log weights built once)."""
 
     hyper_fields = ("alpha", "beta", "gamma")
     classes = (BetaTCVAE,)
 
     def prepare(self, device: torch.device, batch_size: int) -> None:
-        cfg = self.template.config
-        if cfg.estimator not in ("mss", "mws"):
-            raise ValueError(f"estimator must be 'mss' or 'mws', got {cfg.estimator!r}")
-        if cfg.dataset_size < batch_size:
-            raise ValueError(f"{cfg.estimator} needs dataset_size ≥ the batch ({batch_size})")
         # a constant built once on the device: creating it inside a captured step would copy
         # from the host during capture
-        if cfg.estimator == "mss":
-            self.log_w = mss_log_weights(batch_size, cfg.dataset_size, "diagonal", device)
-        else:
-            self.log_w = torch.full((batch_size, batch_size),
-                                    -math.log(cfg.dataset_size * batch_size), device=device)
+        self.log_w = tcvae_log_weights(self.template.config, batch_size, device)
 
     def _one(self, p, x, eps, h, step):
-        mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
-        z = mean + torch.exp(0.5 * logvar) * eps
-        recon = bernoulli_nll(functional_call(self.template.decoder, _sub(p, "decoder"), (z,)),
-                              x).mean()
-        # batch_kl_decomposition of dlib.theory.kl with the weights precomputed
-        log_q_zx = gaussian_log_density(z, mean, logvar).sum(1)
-        mat = log_density_matrix(z, mean, logvar)
-        log_qz = torch.logsumexp(mat.sum(2) + self.log_w, 1)
-        log_prod = torch.logsumexp(mat + self.log_w[:, :, None], 1).sum(1)
-        log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
-        mi, tc, dim_kl = ((log_q_zx - log_qz).mean(), (log_qz - log_prod).mean(),
-                          (log_prod - log_pz).mean())
-        kl_dims = gaussian_kl(mean, logvar).mean(0)
-        kl = kl_dims.sum()
-        reg = h["alpha"] * mi + h["beta"] * tc + h["gamma"] * dim_kl
-        return {"loss": recon + reg, "recon": recon, "kl": kl, "elbo": -(recon + kl),
-                "mi": mi, "tc": tc, "dim_kl": dim_kl, "kl_dims": kl_dims.detach()}
+        mean, logvar, z, logits = self._forward(p, x, eps)
+        return tcvae_terms(x, logits, mean, logvar, z, self.log_w, h["alpha"], h["beta"],
+                           h["gamma"])
 
 
 class FactorKernel(Kernel):
@@ -206,28 +193,19 @@ class FactorKernel(Kernel):
 
     def _encode(self, p: Params, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         mean, logvar = functional_call(self.template.encoder, _sub(p, "encoder"), (x,))
-        return mean, logvar, mean + torch.exp(0.5 * logvar) * eps
+        return mean, logvar, reparameterise(mean, logvar, noise=eps)
 
     def _d_loss(self, pd: Params, z: Tensor, z_perm: Tensor) -> tuple[Tensor, Tensor]:
         disc = self.template.discriminator
-        real = functional_call(disc, pd, (z,))
-        perm = functional_call(disc, pd, (z_perm,))
-        zeros = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
-        loss = 0.5 * (F.cross_entropy(real, zeros) + F.cross_entropy(perm, zeros + 1))
-        acc = 0.5 * ((real.argmax(1) == 0).float().mean() + (perm.argmax(1) == 1).float().mean())
-        return loss, acc
+        return discriminator_loss(functional_call(disc, pd, (z,)),
+                                  functional_call(disc, pd, (z_perm,)))
 
     def _objective(self, p: Params, pd: Params, x: Tensor, mean: Tensor, logvar: Tensor,
                    z: Tensor, h: dict[str, Tensor]) -> dict[str, Tensor]:
-        recon = bernoulli_nll(functional_call(self.template.decoder, _sub(p, "decoder"), (z,)),
-                              x).mean()
-        kl_dims = gaussian_kl(mean, logvar).mean(0)
-        logits = functional_call(self.template.discriminator, pd, (z,))
-        tc = (logits[:, 0] - logits[:, 1]).mean()
-        kl = kl_dims.sum()
-        return {"loss": recon + h["beta"] * kl + h["gamma"] * tc, "recon": recon, "kl": kl,
-                "elbo": -(recon + kl), self.template.penalty_name: tc,
-                "kl_dims": kl_dims.detach()}
+        logits = functional_call(self.template.decoder, _sub(p, "decoder"), (z,))
+        tc = density_ratio_estimate(functional_call(self.template.discriminator, pd, (z,)))
+        return factor_vae_terms(x, logits, mean, logvar, tc, h["beta"], h["gamma"],
+                                self.template.penalty_name)
 
     def reference(self, st: BatchedState, vae_p: Params, x_ref: Tensor, z: Tensor,
                   inputs: dict[str, Tensor]) -> Tensor:
@@ -235,7 +213,7 @@ class FactorKernel(Kernel):
         if "eps2" in inputs:
             frozen = {k: v.detach() for k, v in vae_p.items()}
             _, _, z = st.map(self._encode, frozen, x_ref, inputs["eps2"])
-        return z.detach().gather(1, inputs["keys"].argsort(dim=1))
+        return permute_dims(z.detach(), keys=inputs["keys"])
 
     def step(self, st: BatchedState, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         second = "eps2" in inputs

@@ -18,6 +18,8 @@ leaves alone. Kim & Mnih find both variants disentangle somewhat less than Facto
 
 The training step is FactorVAE's (D first, on detached codes; then the VAE with the updated D);
 only :meth:`reference_codes` differs, so the engine batches these methods too.
+
+Holds :class:`FactorVAEPriorConfig`, :class:`AAEConfig`, :class:`FactorVAEPrior` and :class:`AAE`.
 """
 
 from __future__ import annotations

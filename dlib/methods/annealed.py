@@ -6,6 +6,9 @@
 so the encoder may carry C(t) nats; as the capacity grows, factors enter the code in the order in
 which they reduce the reconstruction error most (position first on dSprites). The study uses
 γ = 1000, T = 100,000 steps and C_max ∈ {5, 10, 25, 50, 75, 100}.
+
+Holds :class:`AnnealedVAEConfig`, :class:`AnnealedVAE` and the pure functions :func:`capacity`
+and :func:`annealed_regularizer` (called by the method and by the batched engine).
 """
 
 from __future__ import annotations
@@ -27,10 +30,22 @@ class AnnealedVAEConfig(VAEConfig):
     iteration_threshold: int = 100_000
 
 
-def capacity(step: Tensor | int, c_max: float, iteration_threshold: int) -> Tensor:
-    """C(t) = min(C_max, C_max · t / T): the linear capacity ramp (a tensor, no host sync)."""
-    t = torch.as_tensor(step, dtype=torch.float32)
-    return torch.clamp(c_max * t / float(iteration_threshold), max=c_max)
+def capacity(step: Tensor | int, c_max: float | Tensor,
+             iteration_threshold: int | Tensor) -> Tensor:
+    """C(t) = min(C_max, C_max · t / T): the linear capacity ramp (a tensor, no host sync).
+
+    ``c_max`` and ``iteration_threshold`` may be tensors (one value per model in the engine).
+    """
+    t = step.to(torch.float32) if isinstance(step, Tensor) else torch.tensor(float(step))
+    return torch.clamp(c_max * t / iteration_threshold, max=c_max)
+
+
+def annealed_regularizer(kl_dims: Tensor, step: Tensor | int, gamma: float | Tensor,
+                         c_max: float | Tensor, iteration_threshold: int | Tensor
+                         ) -> tuple[Tensor, dict[str, Tensor]]:
+    """γ · |KL − C(t)| and the capacity C(t) (logged as ``"capacity"``)."""
+    c = capacity(step, c_max, iteration_threshold).to(kl_dims.device)
+    return gamma * (kl_dims.sum() - c).abs(), {"capacity": c}
 
 
 class AnnealedVAE(VAE):
@@ -43,5 +58,5 @@ class AnnealedVAE(VAE):
         self, mean: Tensor, logvar: Tensor, z: Tensor, kl_dims: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.config
-        c = capacity(self.step, cfg.c_max, cfg.iteration_threshold).to(kl_dims.device)
-        return cfg.gamma * (kl_dims.sum() - c).abs(), {"capacity": c}
+        return annealed_regularizer(kl_dims, self.step, cfg.gamma, cfg.c_max,
+                                    cfg.iteration_threshold)

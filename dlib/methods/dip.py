@@ -14,6 +14,9 @@ The study sets λ_d = 10·λ_od for type I and λ_d = λ_od for type II, with λ
 20, 50}. Covariances are population covariances (divided by the batch size), as in
 disentanglement_lib. A widely used PyTorch library adds the *scalar* mean of the variances to
 every entry instead of diag(E[σ²]); :func:`dip_covariance` is tested against that mistake.
+
+Holds :class:`DIPVAEConfig`, :class:`DIPVAE` and the pure functions :func:`dip_covariance`,
+:func:`dip_penalty` and :func:`dip_regularizer` (called by the method and the batched engine).
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ def dip_penalty(cov: Tensor, lambda_od: float, lambda_d: float) -> Tensor:
     return lambda_od * off.pow(2).sum() + lambda_d * (diag - 1).pow(2).sum()
 
 
+def dip_regularizer(mean: Tensor, logvar: Tensor, kl_dims: Tensor, dip_type: str,
+                    beta: float | Tensor, lambda_od: float | Tensor, lambda_d: float | Tensor
+                    ) -> tuple[Tensor, dict[str, Tensor]]:
+    """β · KL + the DIP penalty on the batch's covariance, and the penalty (to log)."""
+    penalty = dip_penalty(dip_covariance(mean, logvar, dip_type), lambda_od, lambda_d)
+    return beta * kl_dims.sum() + penalty, {"dip_penalty": penalty}
+
+
 class DIPVAE(VAE):
     """VAE + the DIP penalty on the (aggregate-posterior) covariance."""
 
@@ -69,6 +80,6 @@ class DIPVAE(VAE):
     def regularizer(
         self, mean: Tensor, logvar: Tensor, z: Tensor, kl_dims: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        cov = dip_covariance(mean, logvar, self.config.dip_type)
-        penalty = dip_penalty(cov, self.config.lambda_od, self.lambda_d)
-        return self.config.beta * kl_dims.sum() + penalty, {"dip_penalty": penalty}
+        cfg = self.config
+        return dip_regularizer(mean, logvar, kl_dims, cfg.dip_type, cfg.beta, cfg.lambda_od,
+                               self.lambda_d)

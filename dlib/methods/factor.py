@@ -14,6 +14,10 @@ batch — samples of ∏_j q(z_j). One iteration:
 Updating D on detached codes before the VAE step avoids two bugs of popular PyTorch ports: the
 in-place error on PyTorch ≥ 1.5 and the leak of D's loss gradient into the encoder. One
 iteration is one VAE update (disentanglement_lib counts two).
+
+Holds :class:`FactorVAEConfig`, :class:`FactorVAE` and the pure loss functions
+:func:`discriminator_loss`, :func:`density_ratio_estimate` and :func:`factor_vae_terms` (called
+by the method and by the batched engine).
 """
 
 from __future__ import annotations
@@ -25,10 +29,48 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dlib.distributions import bernoulli_nll, gaussian_kl, reparameterise
 from dlib.methods.base import seeded
-from dlib.methods.vae import VAE, VAEConfig, bernoulli_nll, gaussian_kl, reparameterise
+from dlib.methods.vae import VAE, VAEConfig
 from dlib.nets import Discriminator
 from dlib.theory.kl import permute_dims
+
+
+def discriminator_loss(real: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+    """−½[mean log D_real(z) + mean log D_ref(z̃)] from D's two logits (B, 2) on the codes and on
+    the reference samples, and D's accuracy on both batches. Pure tensor code."""
+    zeros = torch.zeros(real.shape[0], dtype=torch.long, device=real.device)
+    loss = 0.5 * (F.cross_entropy(real, zeros) + F.cross_entropy(reference, zeros + 1))
+    acc = 0.5 * ((real.argmax(1) == 0).float().mean() + (reference.argmax(1) == 1).float().mean())
+    return loss, acc
+
+
+def density_ratio_estimate(d_logits: Tensor) -> Tensor:
+    """Batch mean of log D_real(z) − log D_ref(z) = logit_real − logit_ref, from D's two logits
+    (B, 2) on codes z ~ q(z): the density-ratio estimate of KL(q(z) ‖ reference)."""
+    return (d_logits[:, 0] - d_logits[:, 1]).mean()
+
+
+def factor_vae_terms(x: Tensor, logits: Tensor, mean: Tensor, logvar: Tensor, tc: Tensor,
+                     beta: float | Tensor, gamma: float | Tensor,
+                     penalty_name: str = "tc") -> dict[str, Tensor]:
+    """The VAE's loss terms plus γ · ``tc``, the density-ratio estimate on the same codes
+    (:func:`density_ratio_estimate`), logged under ``penalty_name``.
+
+    ``logits`` are the decoder's. Pure tensor code (the engine runs it under
+    :func:`torch.func.vmap`).
+    """
+    recon = bernoulli_nll(logits, x).mean()
+    kl_dims = gaussian_kl(mean, logvar).mean(0)
+    kl = kl_dims.sum()
+    return {
+        "loss": recon + beta * kl + gamma * tc,
+        "recon": recon,
+        "kl": kl,
+        "elbo": -(recon + kl),
+        penalty_name: tc,
+        "kl_dims": kl_dims.detach(),
+    }
 
 
 @dataclass
@@ -87,31 +129,18 @@ class FactorVAE(VAE):
         return permute_dims(z, generator)
 
     def tc_estimate(self, z: Tensor) -> Tensor:
-        """Batch mean of log D_real(z) − log D_perm(z) = logit_real − logit_perm."""
-        logits = self.discriminator(z)
-        return (logits[:, 0] - logits[:, 1]).mean()
+        """Batch mean of log D_real(z) − log D_perm(z) = logit_real − logit_perm
+        (:func:`density_ratio_estimate` on D's logits)."""
+        return density_ratio_estimate(self.discriminator(z))
 
     def discriminator_loss(self, z: Tensor, z_perm: Tensor) -> tuple[Tensor, Tensor]:
-        """−½[mean log D_real(z) + mean log D_perm(z̃)] and D's accuracy on both batches."""
-        real, perm = self.discriminator(z), self.discriminator(z_perm)
-        zeros = torch.zeros(len(z), dtype=torch.long, device=z.device)
-        loss = 0.5 * (F.cross_entropy(real, zeros) + F.cross_entropy(perm, zeros + 1))
-        acc = 0.5 * ((real.argmax(1) == 0).float().mean() + (perm.argmax(1) == 1).float().mean())
-        return loss, acc
+        """−½[mean log D_real(z) + mean log D_perm(z̃)] and D's accuracy on both batches
+        (:func:`discriminator_loss` on D's logits)."""
+        return discriminator_loss(self.discriminator(z), self.discriminator(z_perm))
 
     def _objective(self, x: Tensor, mean: Tensor, logvar: Tensor, z: Tensor) -> dict[str, Tensor]:
-        recon = bernoulli_nll(self.decode(z), x).mean()
-        kl_dims = gaussian_kl(mean, logvar).mean(0)
-        tc = self.tc_estimate(z)
-        kl = kl_dims.sum()
-        return {
-            "loss": recon + self.config.beta * kl + self.config.gamma * tc,
-            "recon": recon,
-            "kl": kl,
-            "elbo": -(recon + kl),
-            self.penalty_name: tc,
-            "kl_dims": kl_dims.detach(),
-        }
+        return factor_vae_terms(x, self.decode(z), mean, logvar, self.tc_estimate(z),
+                                self.config.beta, self.config.gamma, self.penalty_name)
 
     def terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """The VAE's terms with the current discriminator (no discriminator update)."""

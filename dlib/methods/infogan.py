@@ -20,6 +20,9 @@ then D's FC 1 and Q's FC 128 → (mean, log-std) per continuous code and J categ
 Batch normalisation as in the table; for WGAN-GP the critic has none in its convolutions and
 layer normalisation in its FC layer (a gradient penalty per sample is meaningless with batch
 statistics). Adam with β = (0.5, 0.999), lr 1e-3 for G and 1e-4 for D/Q.
+
+Holds :class:`InfoGANConfig`, :class:`Generator`, :class:`DiscriminatorQ`,
+:func:`info_log_likelihood`, :func:`gradient_penalty` and :class:`InfoGAN`.
 """
 
 from __future__ import annotations

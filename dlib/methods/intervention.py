@@ -54,6 +54,11 @@ Choices where the paper is silent, with the argument for each (see also the chap
   library's other networks), except the zero heads named above.
 * Learning rates are the paper's (Enc/Dec/Disc 1e-4, W 1e-5); the Adam betas are not given,
   PyTorch's defaults are used for all four.
+
+Holds :class:`InterventionConfig`, :class:`PaperEncoder`, :class:`PaperDecoder`,
+:class:`ImageCritic`, :func:`intervene`, :func:`normalised_weights`,
+:func:`weighted_adversarial_value`, :func:`intervened_distribution`, :func:`density_ratio` and
+:class:`Intervention`.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ from dlib.metrics.translation import (
     set_feature,
     translation_pairs,
 )
-from dlib.nets import _init
+from dlib.nets import init_weights
 
 __all__ = [
     "InterventionConfig",
@@ -163,7 +168,7 @@ class PaperEncoder(nn.Module):
         c, _, _ = _check_image_shape(image_shape)
         self.net = nn.Sequential(_conv_body(c), nn.Linear(1024, hidden), nn.ReLU(),
                                  nn.Linear(hidden, width))
-        _init(self, "tf")
+        init_weights(self, "tf")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -185,7 +190,7 @@ class PaperDecoder(nn.Module):
             nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),
             nn.ConvTranspose2d(32, c, 4, 2, 1),
         )
-        _init(self, "tf")
+        init_weights(self, "tf")
 
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.width:
@@ -210,7 +215,7 @@ class ImageCritic(nn.Module):
         self.net = nn.Sequential(_conv_body(c), nn.Linear(1024, hidden), nn.ReLU(), self.head)
         self.output = output
         self.clamp = float(clamp)
-        _init(self, "tf")
+        init_weights(self, "tf")
         if output == "exp":
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)

@@ -6,10 +6,15 @@ Objective per batch (the study's convention: sums over pixels and latents, mean 
 
 with a Bernoulli likelihood on logits and the Gaussian KL in closed form. β = 1 is the VAE's
 negative ELBO. Later methods subclass :class:`VAE` and override :meth:`VAE.regularizer`.
+
+Holds :class:`VAEConfig` / :class:`VAE`, :class:`BetaVAEConfig` / :class:`BetaVAE` and the pure
+loss function :func:`vae_terms` (with the regulariser :func:`beta_kl`), which both the eager
+method and the batched engine (:mod:`dlib.engine.kernels`) call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +24,37 @@ from torch import Tensor
 from dlib.distributions import bernoulli_nll, gaussian_kl, reparameterise
 from dlib.methods.base import Method, make_config, seeded
 from dlib.nets import Decoder, Encoder
+
+#: ``regularizer(mean, logvar, z, kl_dims) -> (term added to recon, extra terms to log)``
+Regularizer = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, dict[str, Tensor]]]
+
+
+def vae_terms(x: Tensor, logits: Tensor, mean: Tensor, logvar: Tensor, z: Tensor,
+              regularizer: Regularizer) -> dict[str, Tensor]:
+    """The loss terms of the VAE family on one batch, from the networks' outputs.
+
+    ``x`` (B, C, H, W), the decoder's ``logits`` of ``z``, the posterior ``mean``/``logvar`` and
+    the reparameterised ``z`` (B, D). The loss is recon + ``regularizer(...)``; ``kl_dims`` (D,)
+    is the closed-form KL per dimension averaged over the batch. Pure tensor code (the engine
+    runs it under :func:`torch.func.vmap`).
+    """
+    recon = bernoulli_nll(logits, x).mean()
+    kl_dims = gaussian_kl(mean, logvar).mean(0)  # (D,), averaged over the batch
+    kl = kl_dims.sum()
+    reg, extra = regularizer(mean, logvar, z, kl_dims)
+    return {
+        "loss": recon + reg,
+        "recon": recon,
+        "kl": kl,
+        "elbo": -(recon + kl),
+        "kl_dims": kl_dims.detach(),
+        **extra,
+    }
+
+
+def beta_kl(kl_dims: Tensor, beta: float | Tensor) -> Tensor:
+    """The β-VAE's regulariser β · KL, from the per-dimension KL (D,)."""
+    return beta * kl_dims.sum()
 
 
 @dataclass
@@ -84,24 +120,13 @@ class VAE(Method):
 
         β-VAE: β · KL. Other methods of the VAE family override only this hook.
         """
-        return self.config.beta * kl_dims.sum(), {}
+        return beta_kl(kl_dims, self.config.beta), {}
 
     def terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The loss terms of batch ``x`` (:func:`vae_terms` with this method's regulariser)."""
         mean, logvar = self.encode(x)
         z = reparameterise(mean, logvar, generator)
-        logits = self.decode(z)
-        recon = bernoulli_nll(logits, x).mean()
-        kl_dims = gaussian_kl(mean, logvar).mean(0)  # (D,), averaged over the batch
-        kl = kl_dims.sum()
-        reg, extra = self.regularizer(mean, logvar, z, kl_dims)
-        return {
-            "loss": recon + reg,
-            "recon": recon,
-            "kl": kl,
-            "elbo": -(recon + kl),
-            "kl_dims": kl_dims.detach(),
-            **extra,
-        }
+        return vae_terms(x, self.decode(z), mean, logvar, z, self.regularizer)
 
 
 @dataclass

@@ -7,7 +7,18 @@ disentanglement_lib runs it (same sampling stream, study defaults, same result k
     dlib.metrics.compute("mig", data, represent, rs)            # {"discrete_mig": ...}
 
 Each metric also has array-level functions in its own module (codes ``(N, D)`` and integer
-factor classes ``(N, F)``, points first), e.g. :func:`dlib.metrics.mig.mig`.
+factor classes ``(N, F)``, points first), e.g. :func:`dlib.metrics.mig.mig`. The package exports
+:func:`compute`, :data:`METRICS`, every harness function ``compute_*`` and the shared helpers of
+:mod:`dlib.metrics.utils`; a submodule stays importable by its name (``from dlib.metrics import
+dci`` gives the module :mod:`dlib.metrics.dci`, whose array-level function is ``dci.dci``), so
+no exported name shadows a submodule.
+
+Submodules: ``beta_vae``, ``factor_vae`` (intervention metrics), ``mig``, ``nmi``,
+``modularity_explicitness`` (information), ``dci``, ``sap`` (predictors), ``irs``,
+``unsupervised``, ``udr`` (chapter 8), ``translation`` (image translation), ``downstream``
+(downstream classification), ``utils`` (sampling, discretisation, mutual information),
+``fast_gbt`` (DCI's default regressor), ``gallery`` and ``toy`` (synthetic representations),
+``reference`` (disentanglement_lib's own code, when installed).
 """
 
 from __future__ import annotations
@@ -17,21 +28,36 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dlib.metrics import (
+    beta_vae,
+    dci,
+    downstream,
+    factor_vae,
+    irs,
+    mig,
+    modularity_explicitness,
+    nmi,
+    sap,
+    translation,
+    udr,
+    unsupervised,
+    utils,
+)
 from dlib.metrics.beta_vae import compute_beta_vae
-from dlib.metrics.dci import compute_dci, dci
+from dlib.metrics.dci import compute_dci
 from dlib.metrics.downstream import compute_downstream_task
 from dlib.metrics.factor_vae import compute_factor_vae
-from dlib.metrics.irs import compute_irs, irs
-from dlib.metrics.mig import compute_mig, mig, mutual_info_matrix
+from dlib.metrics.irs import compute_irs
+from dlib.metrics.mig import compute_mig, mutual_info_matrix
 from dlib.metrics.modularity_explicitness import (
     compute_modularity_explicitness,
     explicitness,
     modularity,
 )
 from dlib.metrics.nmi import max_m_nmi, nmi_matrix
-from dlib.metrics.sap import compute_sap, sap
-from dlib.metrics.translation import compute_translation, translation
-from dlib.metrics.udr import compute_udr, udr
+from dlib.metrics.sap import compute_sap
+from dlib.metrics.translation import compute_translation
+from dlib.metrics.udr import compute_udr
 from dlib.metrics.unsupervised import compute_unsupervised, unsupervised_scores
 from dlib.metrics.utils import (
     histogram_discretize,
@@ -41,6 +67,19 @@ from dlib.metrics.utils import (
 )
 
 __all__ = [
+    "beta_vae",
+    "dci",
+    "downstream",
+    "factor_vae",
+    "irs",
+    "mig",
+    "modularity_explicitness",
+    "nmi",
+    "sap",
+    "translation",
+    "udr",
+    "unsupervised",
+    "utils",
     "METRICS",
     "compute",
     "compute_mig",
@@ -49,27 +88,21 @@ __all__ = [
     "compute_dci",
     "compute_downstream_task",
     "compute_sap",
-    "dci",
-    "sap",
     "compute_modularity_explicitness",
     "compute_irs",
     "compute_unsupervised",
     "modularity",
     "explicitness",
-    "irs",
     "unsupervised_scores",
     "compute_udr",
-    "udr",
     "max_m_nmi",
     "nmi_matrix",
-    "mig",
     "mutual_info_matrix",
     "histogram_discretize",
     "sample_codes_factors",
     "sampled_representation",
     "torch_representation",
     "compute_translation",
-    "translation",
 ]
 
 METRICS: dict[str, Callable[..., dict]] = {

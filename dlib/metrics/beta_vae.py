@@ -3,6 +3,8 @@
 Each point: pick a factor k, draw two batches that share factor k, and average |z1 - z2| over
 the pairs; the dimensions that encode k are near zero. A linear classifier predicts k from that
 feature vector; the score is its accuracy on fresh points.
+
+Holds :func:`difference_features` and :func:`compute_beta_vae`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ One predictor per factor gives an importance matrix R ``(D, F)`` (codes × facto
 Disentanglement: each code should matter for one factor (1 − entropy of its row, base F,
 weighted by the code's share of importance). Completeness: each factor should be captured by one
 code (1 − entropy of its column, base D). Informativeness: how well the factors are predicted.
+
+Holds :func:`is_classifier`, :func:`importance_matrix`, :func:`disentanglement`,
+:func:`completeness`, :func:`dci` and :func:`compute_dci`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ One deliberate difference: a factor that takes a single value in a small trainin
 scikit-learn's classifiers raise (and disentanglement_lib crash). ``dlib`` then predicts that
 value — the only consistent classifier — and counts such fits in ``"<n>:num_constant_fits"``.
 And the trees are seeded (``random_state=0``), so a score is reproducible.
+
+Holds :func:`downstream_accuracies`, :func:`compute_downstream_task` and :func:`sample_efficiency`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Fix one factor k, draw a batch, and find the code dimension whose variance (divided by its
 global variance) is smallest: that dimension "votes" for k. A majority-vote classifier maps each
 dimension to a factor; the score is its accuracy on fresh votes.
+
+Holds :func:`global_variances`, :func:`active_dims`, :func:`vote_matrix`, :func:`vote_accuracy`,
+:func:`local_variances` and :func:`compute_factor_vae`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ or from the right end), the sample order of each node, Newton leaf values comput
 gives sklearn's model up to rounding in rare exact ties; the tests compare the two.
 
 Needs numba (``pip install numba``); :data:`HAVE_NUMBA` says whether it is there.
+
+Holds :class:`FastGradientBoosting`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ entangled, and *noise* as nothing.
 
 Use it with :class:`dlib.metrics.toy.FactorsAsObservations`, whose observations are the factor
 classes themselves: ``represent = as_representation(gallery_codes["rotated"])``.
+
+Holds :func:`make_gallery`, :func:`as_representation` and :func:`score_gallery`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 For each code dimension and factor: how much does the code still move when only that factor is
 held fixed (the other factors act as nuisance)? A robust dimension has a factor whose fixing
 leaves it (nearly) still; IRS averages 1 − normalised deviation of the best factor.
+
+Holds :func:`irs_matrix`, :func:`irs` and :func:`compute_irs`.
 """
 
 from __future__ import annotations

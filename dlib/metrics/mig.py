@@ -2,6 +2,8 @@
 
 For each factor: the gap between the largest and second-largest mutual information of a code
 dimension with that factor, divided by the factor's entropy; MIG is the mean gap.
+
+Holds :func:`mutual_info_matrix`, :func:`mig` and :func:`compute_mig`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Modularity: each code dimension should carry information about one factor only (from the
 squared mutual-information matrix). Explicitness: the factors should be linearly decodable
 from the whole code (macro ROC-AUC of a logistic regression per factor).
+
+Holds :func:`modularity_from_mi`, :func:`modularity`, :func:`explicitness` and
+:func:`compute_modularity_explicitness`.
 """
 
 from __future__ import annotations

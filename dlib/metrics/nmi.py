@@ -3,6 +3,8 @@
 NMI(z_j; v_k) = I(z_j; v_k) / H(v_k). For each factor, max-m NMI is the m-th largest NMI over
 the code dimensions: max-1 says how well the best dimension captures the factor, max-2 how much
 of it *leaks* into a second dimension. MIG is the mean of max-1 − max-2 (eq. 6).
+
+Holds :func:`nmi_matrix` and :func:`max_m_nmi`.
 """
 
 from __future__ import annotations

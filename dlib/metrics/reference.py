@@ -3,6 +3,8 @@
 The metric modules only need ``gin.tf`` for ``gin.configurable``; aliasing it to ``gin`` makes
 them importable. Requires ``pip install disentanglement-lib==1.5 --no-deps gin-config==0.4.0
 six absl-py`` (gin-config 0.5 rejects the ``blacklist=`` keyword the modules use).
+
+Holds :func:`load_reference`.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 A score matrix S ``(D, F)`` says how well each single code dimension predicts each factor; SAP
 is the mean over factors of the gap between the best and the second-best dimension.
+
+Holds :func:`sap_score_matrix`, :func:`sap` and :func:`compute_sap`.
 """
 
 from __future__ import annotations

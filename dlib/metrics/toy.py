@@ -3,6 +3,8 @@
 Used by the tests and by the chapters' galleries: a "representation" is then any function of
 the factor classes (identity, permuted, rescaled, rotated, noisy ...), and every metric runs in
 seconds without rendering an image.
+
+Holds :class:`FactorsAsObservations`, :func:`full_grid` and :func:`flat`.
 """
 
 from __future__ import annotations

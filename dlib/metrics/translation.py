@@ -34,6 +34,10 @@ What the paper leaves open and what we chose (each a documented argument, not th
 
 The same routine (:func:`held_out_translation_loss`) is the training term L_diff of
 :class:`dlib.methods.intervention.Intervention`, where gradients flow into the decoder.
+
+Holds :func:`set_feature`, :class:`TranslationNet`, :func:`train_translation`,
+:func:`held_out_translation_loss`, :func:`translation_pairs`, :func:`translation_loss`,
+:func:`translation`, :func:`compute_translation` and :func:`onehot_toy`.
 """
 
 from __future__ import annotations

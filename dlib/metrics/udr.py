@@ -4,6 +4,8 @@ Models trained with different seeds should agree on a disentangled representatio
 permutation and sign. UDR compares every ordered pair of models through a latent-by-latent
 similarity matrix R (Lasso weights or |Spearman ρ|) and scores how one-to-one R is; a model's
 score is the median over the other models.
+
+Holds :func:`relative_strength`, :func:`similarity_matrix`, :func:`udr` and :func:`compute_udr`.
 """
 
 from __future__ import annotations

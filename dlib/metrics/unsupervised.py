@@ -4,6 +4,9 @@ Gaussian total correlation and Gaussian Wasserstein correlation of the code cova
 mean pairwise mutual information of the binned codes. The study runs them on the *mean* and on
 the *sampled* representation (see :func:`dlib.metrics.utils.sampled_representation`): the noise
 adds independent diagonal variance, so the sampled TC is lower for the same means.
+
+Holds :func:`gaussian_total_correlation`, :func:`gaussian_wasserstein_correlation`,
+:func:`unsupervised_scores` and :func:`compute_unsupervised`.
 """
 
 from __future__ import annotations

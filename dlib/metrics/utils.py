@@ -9,6 +9,12 @@ The sampling harness reproduces disentanglement_lib's random stream exactly: a
 columns one at a time, then observations), train set before test set. A representation may
 return NumPy arrays or torch tensors on any device; outputs are gathered as returned and
 converted to NumPy once per set.
+
+Holds :class:`GroundTruthProtocol`, :func:`as_random_state`, :func:`to_numpy`, :func:`as_codes`,
+:func:`as_factors`, :func:`check_pair`, :func:`varying_factors`, :func:`check_positive_int`,
+:func:`stack_outputs`, :func:`represent_batches`, :func:`sample_codes_factors`,
+:func:`histogram_discretize`, :func:`discrete_mutual_info`, :func:`discrete_entropy`,
+:func:`normalize_codes`, :func:`torch_representation` and :func:`sampled_representation`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ no zero entry works (:func:`random_rotation` gives one that mixes more). For a s
 
 Everything is written in torch and differentiable, so Jacobians come from autograd; use float64
 for round trips to 1e-6 and beyond.
+
+Holds :func:`std_normal_cdf`, :func:`std_normal_icdf`, :class:`Marginal`, :class:`Normal`,
+:class:`Uniform`, :class:`GaussianMixture`, :class:`Factorised`, :func:`householder`,
+:func:`random_rotation`, :func:`entangle`, :func:`disentangle`, :func:`jacobian` and
+:func:`log_abs_det_jacobian`.
 """
 
 from __future__ import annotations

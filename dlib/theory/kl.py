@@ -21,6 +21,13 @@ Two families of functions:
   terms (the β-TCVAE objective reuses it), :func:`plain_batch_tc` is FactorVAE's Appendix D
   estimate, and :func:`fit_tc_discriminator` / :func:`density_ratio_tc` are FactorVAE's
   density-ratio estimate of TC with :func:`permute_dims`.
+
+Holds :func:`gaussian_log_density`, :func:`log_density_matrix`, :class:`Estimate`,
+:class:`KLDecomposition`, :func:`kl_decomposition`, :func:`mss_log_weights`,
+:func:`batch_log_weights`, :func:`weighted_log_qz`, :func:`batch_log_qz`, :func:`kl_terms`,
+:func:`batch_kl_decomposition`, :func:`plain_batch_tc`, :func:`sample_aggregate`,
+:func:`batch_estimates`, :func:`permute_dims`, :func:`fit_tc_discriminator` and
+:func:`density_ratio_tc`.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from torch import Tensor, nn
 
 from dlib.config import seeded
 from dlib.distributions import gaussian_kl, reparameterise
+from dlib.nets import Discriminator
 
 LOG_2PI = math.log(2.0 * math.pi)
 #: the batch estimators of log q(z); see :func:`batch_log_qz`
@@ -208,6 +216,39 @@ def mss_log_weights(
     return w.log().to(device=device, dtype=dtype)
 
 
+def batch_log_weights(
+    batch_size: int,
+    dataset_size: int | None,
+    estimator: str = "mss",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor | float:
+    """The log weights w_ij of a batch estimator of log q(z) (see :func:`batch_log_qz`) for a
+    batch of M = ``batch_size`` posteriors: the (M, M) matrix of ``"mss"`` / ``"mss-column0"``
+    (:func:`mss_log_weights`), or the constant of ``"mws"`` (−log(N·M)) and ``"plain"`` (−log M)
+    as a float. Built once, it can be passed to :func:`weighted_log_qz` on every step."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
+    m = int(batch_size)
+    if estimator == "plain":
+        return -math.log(m)
+    if dataset_size is None or dataset_size < m:
+        raise ValueError(f"{estimator} needs dataset_size ≥ the batch ({m}), got {dataset_size}")
+    if estimator == "mws":
+        return -math.log(dataset_size * m)
+    placement = "diagonal" if estimator == "mss" else "column0"
+    return mss_log_weights(m, dataset_size, placement, device, dtype)
+
+
+def weighted_log_qz(mat: Tensor, log_w: Tensor | float) -> tuple[Tensor, Tensor]:
+    """log q(z_i) (B,) and log q(z_{i,d}) (B, D) as weighted logsumexps of the log-density matrix
+    ``mat`` (B, M, D) of :func:`log_density_matrix`, with the log weights ``log_w`` of
+    :func:`batch_log_weights` (a (B, M) matrix or a constant). Pure tensor code."""
+    if isinstance(log_w, Tensor):
+        return torch.logsumexp(mat.sum(2) + log_w, 1), torch.logsumexp(mat + log_w[:, :, None], 1)
+    return torch.logsumexp(mat.sum(2), 1) + log_w, torch.logsumexp(mat, 1) + log_w
+
+
 def batch_log_qz(
     z: Tensor,
     mean: Tensor,
@@ -219,7 +260,7 @@ def batch_log_qz(
 
     Each is a weighted logsumexp over the batch's posteriors ``mean``, ``logvar`` (M, D):
     log q(z_i) ≈ log Σ_j w_ij q(z_i | x_j), and the same per dimension. The estimators differ in
-    the weights:
+    the weights (:func:`batch_log_weights`):
 
     ``"mws"``  minibatch-weighted sampling (Chen et al., eq. 3): w_ij = 1/(N M) for every j,
                i.e. logsumexp − log(N·M) *with* the constant. disentanglement_lib drops it; its
@@ -232,28 +273,42 @@ def batch_log_qz(
 
     ``dataset_size`` is N (required except for ``"plain"``). Differentiable; any device.
     """
+    _check_batch(z, mean, logvar, dataset_size, estimator)
+    mat = log_density_matrix(z, mean, logvar)  # (B, M, D)
+    return weighted_log_qz(mat, batch_log_weights(mean.shape[0], dataset_size, estimator,
+                                                  z.device, mat.dtype))
+
+
+def _check_batch(z: Tensor, mean: Tensor, logvar: Tensor, dataset_size: int | None,
+                 estimator: str) -> None:
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
     _check_posteriors(mean, logvar)
     if z.ndim != 2 or z.shape[1] != mean.shape[1]:
         raise ValueError(f"z must be (B, {mean.shape[1]}), got {tuple(z.shape)}")
     b, m = z.shape[0], mean.shape[0]
-    mat = log_density_matrix(z, mean, logvar)  # (B, M, D)
     if estimator == "plain":
-        return torch.logsumexp(mat.sum(2), 1) - math.log(m), torch.logsumexp(mat, 1) - math.log(m)
+        return
     if dataset_size is None or dataset_size < m:
         raise ValueError(f"{estimator} needs dataset_size ≥ the batch ({m}), got {dataset_size}")
-    if estimator == "mws":
-        log_nm = math.log(dataset_size * m)
-        return torch.logsumexp(mat.sum(2), 1) - log_nm, torch.logsumexp(mat, 1) - log_nm
-    if b != m:
+    if estimator != "mws" and b != m:
         raise ValueError(f"{estimator} needs z_i ~ q(z | x_i): {b} samples for {m} posteriors")
-    placement = "diagonal" if estimator == "mss" else "column0"
-    log_w = mss_log_weights(m, dataset_size, placement, z.device, mat.dtype)  # (B, B)
-    return (
-        torch.logsumexp(mat.sum(2) + log_w, 1),
-        torch.logsumexp(mat + log_w[:, :, None], 1),
-    )
+
+
+def kl_terms(z: Tensor, mean: Tensor, logvar: Tensor, log_w: Tensor | float) -> dict[str, Tensor]:
+    """Chen et al.'s three terms, batch means, with the log weights ``log_w`` of
+    :func:`batch_log_weights`: ``mi`` = log q(z|x) − log q(z), ``tc`` = log q(z) − Σ_d log q(z_d),
+    ``dim_kl`` = Σ_d log q(z_d) − log p(z). Pure tensor code, no checks (the β-TCVAE objective
+    calls it under vmap with weights built once; :func:`batch_kl_decomposition` checks first)."""
+    log_q_zx = gaussian_log_density(z, mean, logvar).sum(1)
+    log_qz, log_qz_dims = weighted_log_qz(log_density_matrix(z, mean, logvar), log_w)
+    log_prod = log_qz_dims.sum(1)
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+    return {
+        "mi": (log_q_zx - log_qz).mean(),
+        "tc": (log_qz - log_prod).mean(),
+        "dim_kl": (log_prod - log_pz).mean(),
+    }
 
 
 def batch_kl_decomposition(
@@ -265,19 +320,14 @@ def batch_kl_decomposition(
     of the training step), ``estimator`` one of ``"mws"``, ``"mss"``, ``"mss-column0"``. Returns
     ``mi`` (log q(z|x) − log q(z)), ``tc`` (log q(z) − Σ_d log q(z_d)) and ``dim_kl``
     (Σ_d log q(z_d) − log p(z)); per sample they add up to log q(z|x) − log p(z), a one-sample
-    estimate of the KL, whatever the estimator. Differentiable (the β-TCVAE objective).
+    estimate of the KL, whatever the estimator. Differentiable (the β-TCVAE objective builds its
+    weights once and calls :func:`kl_terms` directly).
     """
     if estimator == "plain":
         raise ValueError("'plain' assumes z independent of the batch; use plain_batch_tc")
-    log_q_zx = gaussian_log_density(z, mean, logvar).sum(1)
-    log_qz, log_qz_dims = batch_log_qz(z, mean, logvar, dataset_size, estimator)
-    log_prod = log_qz_dims.sum(1)
-    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
-    return {
-        "mi": (log_q_zx - log_qz).mean(),
-        "tc": (log_qz - log_prod).mean(),
-        "dim_kl": (log_prod - log_pz).mean(),
-    }
+    _check_batch(z, mean, logvar, dataset_size, estimator)
+    log_w = batch_log_weights(mean.shape[0], dataset_size, estimator, z.device, z.dtype)
+    return kl_terms(z, mean, logvar, log_w)
 
 
 def plain_batch_tc(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
@@ -334,24 +384,22 @@ def batch_estimates(
 # ------------------------------------------------------------------------------------------------
 
 
-def permute_dims(z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def permute_dims(z: Tensor, generator: torch.Generator | None = None,
+                 keys: Tensor | None = None) -> Tensor:
     """FactorVAE's Algorithm 1, vectorised: every column of ``z`` (B, D) permuted across the batch
     by its own random permutation (argsort of a uniform matrix gives D independent ones), so the
-    rows are samples of Π_d q(z_d) when those of ``z`` are samples of q(z)."""
-    keys = torch.rand(z.shape, device=z.device, generator=generator)
-    return z.gather(0, keys.argsort(dim=0))
+    rows are samples of Π_d q(z_d) when those of ``z`` are samples of q(z).
 
-
-def tc_discriminator(num_latents: int, hidden: int = 256, layers: int = 3) -> nn.Sequential:
-    """An MLP classifier of codes with one logit, read as log D(z)/(1 − D(z)) ≈ log q(z)/q̄(z).
-
-    (FactorVAE's is 6 × 1000 units with two logits; their difference is this single logit.)
-    """
-    sizes = [num_latents] + [hidden] * layers
-    mods: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-    return nn.Sequential(*mods, nn.Linear(sizes[-1], 1))
+    ``keys`` (the shape of ``z``) are the uniform numbers to argsort, drawn from ``generator``
+    when not given. Leading batch axes are allowed: ``z`` (N, B, D) permutes each of N batches
+    (the batched engine passes the keys it drew for each model)."""
+    if z.ndim < 2:
+        raise ValueError(f"z must be (B, D) (or (..., B, D)), got {tuple(z.shape)}")
+    if keys is None:
+        keys = torch.rand(z.shape, device=z.device, generator=generator)
+    elif keys.shape != z.shape:
+        raise ValueError(f"keys {tuple(keys.shape)} must have the shape of z {tuple(z.shape)}")
+    return z.gather(-2, keys.argsort(dim=-2))
 
 
 def fit_tc_discriminator(
@@ -364,8 +412,10 @@ def fit_tc_discriminator(
     lr: float = 1e-3,
     seed: int = 0,
     device: torch.device | str | None = None,
-) -> nn.Sequential:
-    """Train :func:`tc_discriminator` to tell samples of q(z) from samples of Π_d q(z_d).
+) -> Discriminator:
+    """Train a one-logit :class:`dlib.nets.Discriminator` (``layers`` hidden layers of
+    ``hidden`` units, PyTorch's initialisation) to tell samples of q(z) from samples of
+    Π_d q(z_d); its logit is read as log D(z)/(1 − D(z)) ≈ log q(z)/Π_d q(z_d).
 
     ``sampler(n, generator)`` returns n codes (n, D) from q(z). Each step draws one batch for the
     "real" class and a second batch whose dimensions are permuted (:func:`permute_dims`) for the
@@ -375,7 +425,8 @@ def fit_tc_discriminator(
     """
     gen = torch.Generator(device=device or "cpu").manual_seed(int(seed))
     with seeded(seed):
-        disc = tc_discriminator(num_latents, hidden, layers).to(device or "cpu")
+        disc = Discriminator(num_latents, hidden, layers, init="torch", logits=1)
+        disc = disc.to(device or "cpu")
     opt = torch.optim.Adam(disc.parameters(), lr=lr)
     ones = torch.ones(batch_size, 1, device=device or "cpu")
     for _ in range(steps):

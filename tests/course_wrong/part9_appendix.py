@@ -1,4 +1,7 @@
-"""Wrong answers for the self-check of the training-engine appendix (chapters/91_engine)."""
+"""Wrong answers for the self-checks of the appendix (chapter 91):
+:mod:`dlib.course.checks.part9_appendix`."""
+
+
 
 
 def _adam(bias=True, eps_inside=False, shared=False, plain_v=False):

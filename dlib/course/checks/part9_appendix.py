@@ -1,15 +1,14 @@
-"""Self-checks of the appendix on the training engine (chapters/91_engine).
+"""Self-checks of the appendix: chapter 91 (the training engine).
 
-Imported by :mod:`dlib.course.checks`, which registers every ``checks_*`` sibling module. The
-check runs ``torch.optim.Adam`` once per model as the independent reference; no expected number
-is stored here.
+The check runs ``torch.optim.Adam`` once per model as the independent reference; no expected
+number is stored here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dlib.course.checks import _WrongForm, exercise_check
+from dlib.course.checks.core import WrongForm, exercise_check
 
 
 def _reference(theta0, grads, lr, beta1, beta2, eps, bias_correction=True):
@@ -47,7 +46,7 @@ def _ex_m91_stacked_adam(answer: Any) -> list[str]:
     import torch
 
     if not callable(answer):
-        raise _WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+        raise WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
     g = torch.Generator().manual_seed(91)
     n, p, steps = 3, 7, 5
     f64 = torch.float64
@@ -67,7 +66,7 @@ def _ex_m91_stacked_adam(answer: Any) -> list[str]:
         except Exception as err:  # noqa: BLE001 - report any failure of the learner's code
             return [f"At step {t} your function raised {type(err).__name__}: {err}"]
         if not isinstance(result, (tuple, list)) or len(result) != 3:
-            raise _WrongForm("Return the tuple (theta, m, v).")
+            raise WrongForm("Return the tuple (theta, m, v).")
         theta, m, v = (torch.as_tensor(r, dtype=f64) for r in result)
         if theta.shape != (n, p) or m.shape != (n, p) or v.shape != (n, p):
             return [f"theta, m and v must keep the shape ({n}, {p}); got {tuple(theta.shape)}, "

@@ -1,9 +1,8 @@
-"""Self-checks of Part III's total-correlation chapters: FactorVAE and β-TCVAE
-(chapters/12_factor_vae, chapters/13_beta_tcvae).
+"""Self-checks of Part III · Methods: chapters 10 (β-VAE), 11 (AnnealedVAE), 12 (FactorVAE),
+13 (β-TCVAE), 14 (DIP-VAE) and 15 (InfoGAN and InfoWGAN-GP).
 
-Imported by :mod:`dlib.course.checks`, which registers every ``checks_*`` sibling module. Each
-check recomputes what it needs (closed forms with ``torch.distributions``, exact probabilities),
-so no expected number is stored here.
+Each check recomputes the expected answer (closed forms with ``torch.distributions``, exact
+probabilities, the exercise's seeded inputs), so no target number is stored here.
 """
 
 from __future__ import annotations
@@ -11,9 +10,67 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dlib.course.checks import _WrongForm, as_number, exercise_check, parts
+from dlib.course.checks.core import WrongForm, as_number, compare, exercise_check, parts
 
-# chapters/12_factor_vae: FactorVAE --------------------------------------------------------------
+# Chapter 10: β-VAE ------------------------------------------------------------------------------
+
+
+@exercise_check("ex-m10-channel",
+                answer="a function sigma_for_kl(kl) of a number of nats that returns the "
+                       "posterior standard deviation (one number)")
+def _ex_m10_channel(answer: Any) -> list[str]:
+    if not callable(answer):
+        raise WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+    kls = [0.05, 0.5, 1.0, 2.3, 5.0]
+    try:
+        got = [as_number(answer(k), f"sigma_for_kl({k})") for k in kls]
+    except WrongForm:
+        raise
+    except Exception as err:  # the learner's function failed
+        return [f"sigma_for_kl raised {type(err).__name__}: {err}"]
+    want = [math.exp(-k) for k in kls]
+    if any(g <= 0 for g in got):
+        return ["a standard deviation must be positive."]
+    if all(math.isclose(g, math.exp(-2 * k), rel_tol=1e-6) for g, k in zip(got, kls,
+                                                                             strict=True)):
+        return ["that is σ² (the variance) for the given KL; the question asks for σ."]
+    if all(math.isclose(g, math.exp(-k / 2), rel_tol=1e-6) for g, k in zip(got, kls,
+                                                                            strict=True)):
+        return ["the KL is −log σ, not −½ log σ: the ½ cancels against σ² inside the log."]
+    return compare(got, want, "sigma_for_kl at KL = 0.05, 0.5, 1, 2.3, 5 nats", rtol=1e-6)
+# Chapter 11: AnnealedVAE ------------------------------------------------------------------------
+
+
+@exercise_check("ex-m11-nats",
+                answer="a dict with 'H_factors', 'H_position' and 'excess' (numbers, in nats)")
+def _ex_m11_nats(answer: Any) -> list[str]:
+    values = {k: as_number(v, k)
+              for k, v in parts(answer, ("H_factors", "H_position", "excess")).items()}
+    sizes = (3, 6, 40, 32, 32)  # dSprites: shape, scale, orientation, posX, posY
+    h_factors = sum(math.log(k) for k in sizes)
+    h_position = math.log(32 * 32)
+    want = {"H_factors": h_factors, "H_position": h_position, "excess": 25.0 - h_factors}
+    problems = []
+    for key, target in want.items():
+        got = values[key]
+        if math.isclose(got, target, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        if math.isclose(got * math.log(2), target, rel_tol=1e-4) or (
+                key == "excess" and math.isclose(25.0 - got, h_factors / math.log(2),
+                                                 rel_tol=1e-4)):
+            problems.append(f"{key} is in bits: use natural logarithms (nats).")
+        elif key == "H_factors" and math.isclose(got, math.log(sum(sizes)), rel_tol=1e-4):
+            problems.append("H_factors: the entropies of independent uniform factors add, so "
+                            "it is log of the *product* of the numbers of values.")
+        elif key == "excess" and math.isclose(got, -(25.0 - h_factors), rel_tol=1e-4):
+            problems.append("excess has the wrong sign: it is C_max minus the factors' entropy.")
+        else:
+            problems.append(f"{key} = {got:.6g} is not right; every factor is uniform and "
+                            "independent of the others.")
+    return problems
+
+
+# Chapter 12: FactorVAE ---------------------------------------------------------------------------
 
 
 @exercise_check("ex-m12-optimal-logit",
@@ -23,7 +80,7 @@ def _ex_m12_optimal_logit(answer: Any) -> list[str]:
     import torch
 
     if not callable(answer):
-        raise _WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+        raise WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
     g = torch.Generator().manual_seed(12)
     problems: list[str] = []
     for rho in (0.0, 0.3, -0.6, 0.9):
@@ -67,7 +124,7 @@ def _ex_m12_prior_split(answer: Any) -> list[str]:
     import torch
 
     if not callable(answer):
-        raise _WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
+        raise WrongForm(f"The answer is of type {type(answer).__name__}, not a function.")
     g = torch.Generator().manual_seed(120)
     for d in (1, 2, 4):
         a = torch.randn(d, d, generator=g, dtype=torch.float64)
@@ -124,12 +181,11 @@ def _ex_m12_unpermuted(answer: Any) -> list[str]:
     return problems
 
 
-# chapters/13_beta_tcvae: β-TCVAE ----------------------------------------------------------------
+# Chapter 13: β-TCVAE -----------------------------------------------------------------------------
 
 
 def _m13_tensors(seed: int, sharp: bool):
-    """The posteriors and samples the exercise cells of chapters/13_beta_tcvae draw (same seeds,
-    same order)."""
+    """The posteriors and samples the exercise cells of chapter 13 draw (same seeds, same order)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -195,3 +251,97 @@ def _ex_m13_dataset_size(answer: Any) -> list[str]:
     bad = [k for k in want if not math.isclose(got[k], want[k], rel_tol=1e-6, abs_tol=1e-8)]
     return [f"The change of {', '.join(bad)} differs from the MSS terms of the given batch "
             "computed with both values of N."]
+
+
+# Chapter 14: DIP-VAE ----------------------------------------------------------------------------
+
+
+def _m14_sigma():
+    import numpy as np
+
+    rs = np.random.RandomState(0)
+    b = rs.standard_normal((6, 6))
+    return np.eye(6) + 0.05 * (b + b.T)
+
+
+@exercise_check("ex-m14-second-order",
+                answer="a dict with 'kl' (the exact Gaussian KL) and 'quarter_penalty' (DIP's "
+                       "penalty with both weights 1/4), two numbers")
+def _ex_m14_second_order(answer: Any) -> list[str]:
+    import numpy as np
+
+    got = {k: as_number(v, k) for k, v in parts(answer, ("kl", "quarter_penalty")).items()}
+    sigma = _m14_sigma()
+    kl = 0.5 * (np.trace(sigma) - 6 - np.linalg.slogdet(sigma)[1])
+    off = float((sigma**2).sum() - (np.diag(sigma) ** 2).sum())
+    diag = float(((np.diag(sigma) - 1) ** 2).sum())
+    quarter = 0.25 * off + 0.25 * diag
+    problems = []
+    if math.isclose(got["kl"], quarter, rel_tol=1e-9) and math.isclose(
+            got["quarter_penalty"], kl, rel_tol=1e-9):
+        return ["the two numbers are swapped."]
+    if not math.isclose(got["kl"], kl, rel_tol=1e-6):
+        if math.isclose(got["kl"], 2 * kl, rel_tol=1e-6):
+            problems.append("kl is twice the KL: the Gaussian KL has a factor ½ in front.")
+        elif math.isclose(got["kl"], 0.5 * (np.trace(sigma) - 6), rel_tol=1e-6, abs_tol=1e-12):
+            problems.append("kl lacks the −log det Σ term.")
+        else:
+            problems.append(f"kl = {got['kl']:.6g} is not ½(tr Σ − D − log det Σ) for the "
+                            "given Σ.")
+    if not math.isclose(got["quarter_penalty"], quarter, rel_tol=1e-6):
+        if math.isclose(got["quarter_penalty"], 4 * quarter, rel_tol=1e-6):
+            problems.append("quarter_penalty uses weights 1, not ¼.")
+        elif math.isclose(got["quarter_penalty"], 0.25 * off, rel_tol=1e-6):
+            problems.append("quarter_penalty lacks the diagonal part ¼ Σ (Σ_ii − 1)².")
+        elif math.isclose(got["quarter_penalty"], 0.25 * off / 2, rel_tol=1e-6):
+            problems.append("quarter_penalty counts each off-diagonal pair once; the sum runs "
+                            "over i ≠ j, both orders.")
+        else:
+            problems.append(f"quarter_penalty = {got['quarter_penalty']:.6g} is not "
+                            "¼ Σ_{i≠j} Σ_ij² + ¼ Σ_i (Σ_ii − 1)² for the given Σ.")
+    return problems
+
+
+# Chapter 15: InfoGAN and InfoWGAN-GP ------------------------------------------------------------
+
+
+def _m15_toy(s: float = 0.5) -> tuple[float, float]:
+    """(H(c) + L for the Gaussian Q, exact I(c; x)) for x = c + s·n, c ~ U[−1, 1]."""
+    import numpy as np
+
+    bound = math.log(2) - 0.5 * math.log(2 * math.pi * math.e * s**2)
+    grid = np.linspace(-6, 6, 24_001)
+    dx = grid[1] - grid[0]
+    cdf = np.vectorize(lambda t: 0.5 * (1 + math.erf(t / math.sqrt(2))))
+    p_x = 0.5 * (cdf((grid + 1) / s) - cdf((grid - 1) / s))
+    h_x = -float(np.sum(p_x * np.log(np.maximum(p_x, 1e-300))) * dx)
+    return bound, h_x - 0.5 * math.log(2 * math.pi * math.e * s**2)
+
+
+@exercise_check("ex-m15-bound-gap",
+                answer="a dict with 'bound' (H(c) + L for the Gaussian Q), 'exact' (I(c; x)) "
+                       "and 'gap' (exact − bound), three numbers in nats")
+def _ex_m15_bound_gap(answer: Any) -> list[str]:
+    got = {k: as_number(v, k) for k, v in parts(answer, ("bound", "exact", "gap")).items()}
+    bound, exact = _m15_toy()
+    problems = []
+    if not math.isclose(got["bound"], bound, rel_tol=1e-6, abs_tol=1e-9):
+        if math.isclose(got["bound"], math.log(2) - 0.5 * math.log(2 * math.pi * 0.25),
+                        rel_tol=1e-6):
+            problems.append("bound lacks the e inside the log: E(c − x)²/(2s²) = ½ adds ½ "
+                            "nat.")
+        else:
+            problems.append(f"bound = {got['bound']:.6g} is not log 2 − ½ log(2πe s²) at "
+                            "s = 0.5.")
+    if not math.isclose(got["exact"], exact, rel_tol=1e-4, abs_tol=1e-6):
+        if math.isclose(got["exact"], exact + 0.5 * math.log(2 * math.pi * math.e * 0.25),
+                        rel_tol=1e-4):
+            problems.append("exact is h(x); subtract the noise entropy h(s·n) to get I(c; x).")
+        else:
+            problems.append(f"exact = {got['exact']:.6g} is not h(x) − h(s·n) at s = 0.5.")
+    if got["gap"] < 0:
+        problems.append("gap is negative: it is exact − bound, a KL, never below zero.")
+    elif not math.isclose(got["gap"], got["exact"] - got["bound"], rel_tol=1e-6,
+                          abs_tol=1e-9):
+        problems.append("gap should be exact − bound.")
+    return problems
