@@ -17,7 +17,7 @@ The result equals on-demand encoding exactly when the encoder's output for an im
 depend on the batch it is computed in. On this CPU in float32 we found that true for every
 batch size we tried that is a multiple of 4 (4 … 1296), which covers every batch the metrics
 encode at the study's settings (16 and 64 images, remainders such as 10,000 mod 64 = 16) and
-the chunks :func:`encode_dataset` uses on dSprites (4096 divides 737,280); odd sizes such as
+the batches :func:`encode_dataset` uses on dSprites (256 divides 737,280); odd sizes such as
 37 round in another order (codes differ by ~1e-9, which can move a point across a histogram
 bin edge), and so does a channels-last memory layout, which is why both paths hand the
 encoder standard-stride channels-first tensors. The tests check codes and every metric's
@@ -72,11 +72,12 @@ def _check_finite_set(data: Any) -> None:
 def encode_dataset(
     encode: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     data: Any,
-    batch_size: int = 4096,
+    batch_size: int = 256,
     device: torch.device | str | None = None,
 ) -> EncodedCodes:
     """``encode`` (images (B, C, H, W) float32 → (mean, logvar)) applied to every image of
-    ``data`` once, in index order, ``batch_size`` images at a time.
+    ``data`` once, in index order, ``batch_size`` images at a time (256 keeps a CPU's
+    activations in cache: 3× faster than 4096 here; the images are unpacked 64k at a time).
 
     Images are the dataset's observations (stored uint8 images as float32 in [0, 1]), the same
     numbers the metrics' sampling would produce, handed to ``encode`` exactly as
@@ -94,12 +95,14 @@ def encode_dataset(
     dev = torch.device(device)
     t0 = time.perf_counter()
     means, logvars = [], []
-    for images in data.image_chunks(batch_size, "cpu"):
-        x = data.observe(images).to(dev)  # (B, C, H, W) float32, standard strides
-        x = x.clone(memory_format=torch.contiguous_format) if x.stride()[-3] == 1 else x
-        mean, logvar = encode(x)
-        means.append(mean.float().cpu())
-        logvars.append(logvar.float().cpu())
+    for block in data.image_chunks(max(batch_size, 65536 // batch_size * batch_size), "cpu"):
+        for start in range(0, len(block), batch_size):
+            # (B, C, H, W) float32 with standard strides
+            x = data.observe(block[start:start + batch_size]).to(dev)
+            x = x.clone(memory_format=torch.contiguous_format)
+            mean, logvar = encode(x)
+            means.append(mean.float().cpu())
+            logvars.append(logvar.float().cpu())
     mean = torch.cat(means).numpy()
     logvar = torch.cat(logvars).numpy()
     if len(mean) != data.num_observations:
