@@ -288,11 +288,13 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join([HEADER, *(_format_row(r) for r in result["rows"])])
 
 
-def load(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """The recorded benchmark (default ``book/results/bench.json``), or None if absent."""
+def load(path: str | os.PathLike | None = None, name: str = "bench.json"
+         ) -> dict[str, Any] | None:
+    """The recorded benchmark ``path`` (default: ``name`` in the results folder, e.g.
+    ``book/results/bench.json``, or ``bench_cpu.json`` for the CPU's), or None if absent."""
     from dlib.results import results_dir
 
-    p = Path(path) if path is not None else results_dir() / "bench.json"
+    p = Path(path) if path is not None else results_dir() / name
     if not p.exists():
         return None
     return json.loads(p.read_text())
