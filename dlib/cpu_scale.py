@@ -152,14 +152,18 @@ def train_and_score(
     scores["recon"] = float(recon)
     scores["kl"] = float(kl.sum())
     scores["active_dims"] = int((kl > 0.01).sum())
-    # which latent carries x, y and scale (their R² row's best latent), and how cleanly
+    # which active latent carries x, y and scale (their R² row's best latent), and how
+    # cleanly: a factor moves in one latent when the second-best active latent's R² is small
+    # (an inactive latent's R² is that of its tiny noise variance, so it does not count)
     names = data.factor_names
+    active = np.flatnonzero(kl > 0.01)
     moves = {}
     for f in ("posX", "posY", "scale"):
         row = r2[names.index(f)]
-        best = np.argsort(-row)
-        moves[f] = {"latent": int(best[0]), "r2": float(row[best[0]]),
-                    "second_r2": float(row[best[1]])}
+        best = active[np.argsort(-row[active])] if len(active) else np.array([], int)
+        moves[f] = {"latent": int(best[0]) if len(best) else None,
+                    "r2": float(row[best[0]]) if len(best) else 0.0,
+                    "second_r2": float(row[best[1]]) if len(best) > 1 else 0.0}
     payload = {
         "method": method, "setting": setting, "seed": int(seed),
         "scale": {"image_size": image_size, "width": width, "steps": steps,
