@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -266,6 +267,41 @@ def _ablation(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _score_checkpoint(a: argparse.Namespace) -> int:
+    """Re-score a compact checkpoint with the suite and record the wall time of each part."""
+    from dlib import results
+    from dlib.compact import check_compact, load_compact
+    from dlib.data import load
+    from dlib.metrics.encoded import EncodedData, encode_dataset, score_suite
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
+    model, record = load_compact(a.checkpoint)
+    data = load(record["dataset"]["name"], image_size=record["dataset"]["image_size"])
+    t0, l0 = time.perf_counter(), _load()
+    codes = encode_dataset(model.encode, data)
+    encode = {"seconds": round(time.perf_counter() - t0, 2), "load_before": l0,
+              "load_after": _load()}
+    t0, l0 = time.perf_counter(), _load()
+    enc = EncodedData(data, codes)
+    suite = score_suite(enc, {"mean": enc.mean, "sampled": enc.sampled(seed=0)}, seed=0)
+    score = {"seconds": round(time.perf_counter() - t0, 2), "load_before": l0,
+             "load_after": _load()}
+    seconds = suite.pop("seconds")
+    now = _summary(suite)
+    payload = {"checkpoint": str(a.checkpoint), "threads": torch.get_num_threads(),
+               "encode": encode, "score": score, "metric_seconds": seconds,
+               "total_seconds": round(encode["seconds"] + score["seconds"], 1),
+               "scores_float16_weights": now, "scores_stored": record["scores"],
+               "probe_code_deviation": check_compact(model, record, data)}
+    name = a.name or f"{RESULT_FOLDER}/scoring_time_{Path(a.checkpoint).stem}"
+    path = results.save(name, payload, prov.finish(threads=a.threads))
+    print(f"{path}: encode {encode['seconds']} s + suite {score['seconds']} s "
+          f"(load {l0[0]}); per metric {seconds}")
+    return 0
+
+
 def _summary_table(a: argparse.Namespace) -> int:
     from dlib.results import results_dir
 
@@ -312,12 +348,18 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--image-size", type=int, default=32)
     sub.add_parser("summary", help="print what has been run")
+    r = sub.add_parser("score", help="time the suite on a compact checkpoint")
+    r.add_argument("checkpoint")
+    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--name", default=None)
     a = ap.parse_args(argv)
     a.argv = argv
     if a.cmd == "probe":
         return _run_probe(a)
     if a.cmd == "ablation":
         return _ablation(a)
+    if a.cmd == "score":
+        return _score_checkpoint(a)
     return _summary_table(a)
 
 
