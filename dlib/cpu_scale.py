@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "main", "result_name"]
+__all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
+           "probes", "recipe_card"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -267,6 +268,64 @@ def _ablation(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+#: the issue's gates for β-VAE at the chosen scale (mean over at least three seeds)
+GATES = {"factor_vae": 0.65, "mig": 0.15, "seeds": 3}
+
+
+def probes(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every probe result under ``cpu_scale/`` (parsed JSON), sorted by file name."""
+    from dlib.results import results_dir
+
+    folder = (Path(root) if root is not None else results_dir()) / RESULT_FOLDER
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        d = json.loads(path.read_text())
+        if "scores" in d and "scale" in d:
+            out.append(d)
+    return out
+
+
+def recipe_card(scale: str = "cpu", method: str = "beta_vae",
+                setting: dict[str, float] | None = None,
+                root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The recipe card of ``scale``: its settings, the machine, and — from the recorded probes
+    trained at exactly these settings — wall time per model and the scores over seeds, with the
+    gates (:data:`GATES`) marked met, missed or not yet measured (fewer seeds than needed)."""
+    from dlib.scales import get
+
+    sc = get(scale)
+    setting = {"beta": 4.0} if setting is None else setting
+    runs = [d for d in probes(root) if d["method"] == method and d["setting"] == setting
+            and d["scale"]["image_size"] == sc.image_size and d["scale"]["width"] == sc.width
+            and d["scale"]["steps"] == sc.steps and d["scale"]["batch_size"] == sc.batch_size
+            and d["scale"]["learning_rate"] == sc.learning_rate]
+    card: dict[str, Any] = {"scale": sc.caption(), "description": sc.description,
+                            "method": method, "setting": setting, "seeds": len(runs)}
+    if not runs:
+        card["status"] = "no probe recorded at these settings"
+        return card
+    card["machine"] = sorted({d["provenance"]["device"] for d in runs})
+    card["threads"] = sorted({d["scale"]["threads"] for d in runs})
+
+    def stat(values: list[float]) -> list[float]:
+        return [round(float(np.mean(values)), 3), round(float(np.std(values)), 3)]
+
+    for key in ("factor_vae", "mig", "dci", "beta_vae", "recon", "active_dims"):
+        card[key] = stat([d["scores"][key] for d in runs])
+    card["train_seconds"] = stat([d["phases"]["train"]["seconds"] for d in runs])
+    card["score_seconds"] = stat([d["phases"]["encode"]["seconds"]
+                                  + d["phases"]["score"]["seconds"] for d in runs])
+    card["model_seconds"] = stat([d["model_seconds"] for d in runs])
+    loads = [d["phases"][p]["load_before"][0] for d in runs for p in ("train", "score")]
+    card["load_average_1min"] = [min(loads), max(loads)]
+    enough = len(runs) >= GATES["seeds"]
+    card["gates"] = {
+        k: ("met" if card[k][0] >= GATES[k] else "missed") + ("" if enough else
+                                                              f" (only {len(runs)} seed(s))")
+        for k in ("factor_vae", "mig")}
+    return card
+
+
 def _score_checkpoint(a: argparse.Namespace) -> int:
     """Re-score a compact checkpoint with the suite and record the wall time of each part."""
     from dlib import results
@@ -348,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--image-size", type=int, default=32)
     sub.add_parser("summary", help="print what has been run")
+    sub.add_parser("card", help="print the cpu scale's recipe card from the recorded probes")
     r = sub.add_parser("score", help="time the suite on a compact checkpoint")
     r.add_argument("checkpoint")
     r.add_argument("--threads", type=int, default=None)
@@ -360,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         return _ablation(a)
     if a.cmd == "score":
         return _score_checkpoint(a)
+    if a.cmd == "card":
+        print(json.dumps(recipe_card(), indent=1))
+        return 0
     return _summary_table(a)
 
 

@@ -221,3 +221,39 @@ def test_cpu_scale_entry_and_caption():
     assert "32×32" in cap and "× 0.5" in cap and "first conv layer" in cap
     assert "provisional" in cpu.description and "not the papers'" in cpu.description
     assert "first conv" not in get("full").caption()
+
+
+def test_recipe_card_reads_probes_at_the_scale(tmp_path):
+    import json
+
+    from dlib.cpu_scale import recipe_card
+    from dlib.scales import get
+
+    cpu = get("cpu")
+    folder = tmp_path / "cpu_scale"
+    folder.mkdir()
+    assert recipe_card(root=tmp_path)["status"].startswith("no probe")
+
+    def probe(seed, fvae, mig, steps=cpu.steps):
+        scores = {"factor_vae": fvae, "mig": mig, "dci": 0.3, "beta_vae": 0.8, "recon": 30.0,
+                  "active_dims": 5}
+        phase = {"seconds": 100.0, "load_before": [1.0, 1, 1], "load_after": [1.0, 1, 1]}
+        d = {"provenance": {"device": "cpu (x, 2 threads)"}, "method": "beta_vae",
+             "setting": {"beta": 4.0}, "seed": seed, "scores": scores, "model_seconds": 300,
+             "scale": {"image_size": cpu.image_size, "width": cpu.width, "steps": steps,
+                       "batch_size": cpu.batch_size, "learning_rate": cpu.learning_rate,
+                       "threads": 1},
+             "phases": {p: phase for p in ("train", "encode", "score")}}
+        (folder / f"p{seed}_{steps}.json").write_text(json.dumps(d))
+
+    probe(0, 0.7, 0.2)
+    probe(1, 0.5, 0.1)
+    probe(2, 0.9, 0.9, steps=cpu.steps + 1)  # another scale: not counted
+    card = recipe_card(root=tmp_path)
+    assert card["seeds"] == 2 and card["factor_vae"] == [0.6, 0.1]
+    assert card["gates"]["factor_vae"] == "missed (only 2 seed(s))"
+    probe(3, 0.8, 0.3)
+    card = recipe_card(root=tmp_path)
+    assert card["factor_vae"][0] == 0.667 and card["mig"][0] == 0.2  # rounded to 3 places
+    assert card["gates"] == {"factor_vae": "met", "mig": "met"}
+    assert card["score_seconds"] == [200.0, 0.0]
