@@ -14,10 +14,11 @@ repeating numbers:
     what one CPU core can train and score in minutes (issue 16): all of dSprites drawn at
     32×32, the reference network at half width without its first conv layer, 10,000 steps at
     batch 64, Adam 1e-3, the study's metric settings (scored by encoding every image once,
-    :mod:`dlib.metrics.encoded`). **Provisional**: these are the settings of the issue's
-    9-minute probe (FactorVAE score 0.60, MIG 0.205 for one seed); the ablation that decides
-    them (``python -m dlib.cpu_scale ablation``) has not been run in full. It is not the
-    papers' 300,000-step GPU protocol, and every caption says so (:meth:`Scale.caption`).
+    :mod:`dlib.metrics.encoded`). **Provisional**: the settings of the first probes (issue 16),
+    not yet the choice of the ablation that is to decide them (``python -m dlib.cpu_scale
+    ablation``); what has been measured at these settings, and whether the issue's gates are
+    met, is printed by ``python -m dlib.cpu_scale card``. It is not the papers'
+    300,000-step GPU protocol, and every caption says so (:meth:`Scale.caption`).
 
 Other scales (such as a CPU scale chosen by measurement) are added to :data:`SCALES`; a caption
 shows a scale with :meth:`Scale.caption`.
