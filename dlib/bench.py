@@ -256,7 +256,9 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
                 row["it_per_s_median"] = round(steps / statistics.median(times), 2)
                 row["load"] = loads
             if not cuda:
-                flops = step_flops(tuple(dd.data.image_shape), batch_size * per_step)
+                # one batch through encoder and decoder: FactorVAE's second batch and its
+                # discriminator are not counted, so its GFLOP/s is a lower bound
+                flops = step_flops(tuple(dd.data.image_shape), batch_size)
                 row["gflops"] = round(model_its * flops / 1e9, 2)
             rows.append(row)
             if verbose:
