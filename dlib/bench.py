@@ -97,13 +97,122 @@ def time_engine(name: str, dd: Any, batch_size: int, n: int, warmup: int, steps:
     return time.perf_counter() - t0
 
 
+# ---- the CPU's own limit ----------------------------------------------------------------------
+def layer_macs(module: torch.nn.Module, x: torch.Tensor) -> list[tuple[str, int]]:
+    """Multiply-accumulates of each Conv2d / ConvTranspose2d / Linear of ``module`` for input
+    ``x``, counted from the layer shapes (one forward pass with hooks; nothing is timed)."""
+    out: list[tuple[str, int]] = []
+
+    def hook(m: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if isinstance(m, torch.nn.Conv2d):
+            k = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            out.append(("conv", output.numel() * k))
+        elif isinstance(m, torch.nn.ConvTranspose2d):
+            k = m.out_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            out.append(("conv", inputs[0].numel() * k))
+        elif isinstance(m, torch.nn.Linear):
+            out.append(("dense", output.numel() * m.in_features))
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def step_flops(image_shape: tuple[int, int, int], batch_size: int, width: float = 1.0,
+               kinds: tuple[str, ...] = ("conv", "dense")) -> float:
+    """FLOPs of one forward + backward pass of the VAE networks (encoder and decoder) on a
+    batch: 2 FLOPs per multiply-accumulate, backward = 2 × forward (input and weight
+    gradients) except for the first layer, whose input (the images) needs no gradient. Losses
+    are left out; FactorVAE's discriminator is not counted."""
+    from dlib.nets import Decoder, Encoder
+
+    enc = Encoder(image_shape, 10, width=width)
+    dec = Decoder(image_shape, 10, width=width)
+    first, *rest = layer_macs(enc, torch.zeros(batch_size, *image_shape))
+    macs = rest + layer_macs(dec, torch.zeros(batch_size, 10))
+    total = 3 * sum(n for kind, n in macs if kind in kinds)
+    total += 2 * first[1] if first[0] in kinds else 0
+    return 2.0 * total
+
+
+def _timed(fn: Any, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def cpu_limit(repeats: int = 5, matmul_size: int = 2048, batch_size: int = 64,
+              image_shape: tuple[int, int, int] = (1, 64, 64), width: float = 1.0,
+              iters: int = 10) -> dict[str, Any]:
+    """GFLOP/s of a large fp32 ``torch.matmul`` and of the reference network's conv layers
+    alone (forward + backward, FLOPs from :func:`step_flops`), best and median of
+    ``repeats``, with the load average before and after."""
+    import statistics
+
+    from dlib.nets import Decoder, Encoder
+
+    load0 = [round(v, 2) for v in os.getloadavg()]
+    n = matmul_size
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    mm = _timed(lambda: [a @ b for _ in range(iters)], repeats)
+    mm_flops = 2.0 * n ** 3 * iters
+    # the conv layers alone: encoder convs on images, decoder transposed convs on 4x4 maps
+    enc = Encoder(image_shape, 10, width=width)
+    dec = Decoder(image_shape, 10, width=width)
+    convs_e = torch.nn.Sequential(*[m for m in enc.body if not isinstance(
+        m, (torch.nn.Flatten, torch.nn.Linear))][:-1])
+    unflat = next(i for i, m in enumerate(dec.body) if isinstance(m, torch.nn.Unflatten))
+    convs_d = torch.nn.Sequential(*list(dec.body)[unflat + 1:])
+    x = torch.rand(batch_size, *image_shape)
+    c2 = dec.body[unflat].unflattened_size
+    h = torch.randn(batch_size, *c2, requires_grad=True)
+    enc_macs = [k for kind, k in layer_macs(convs_e, x) if kind == "conv"]
+    dec_macs = [k for kind, k in layer_macs(convs_d, h) if kind == "conv"]
+    # the images need no gradient: the first layer's backward is its weight gradient only
+    pass_flops = 2.0 * (2 * enc_macs[0] + 3 * sum(enc_macs[1:]) + 3 * sum(dec_macs))
+
+    def conv_pass() -> None:
+        for _ in range(iters):
+            (convs_e(x).sum() + convs_d(h).sum()).backward()
+
+    conv_pass()
+    cv = _timed(conv_pass, repeats)
+    conv_flops = pass_flops * iters
+    load1 = [round(v, 2) for v in os.getloadavg()]
+
+    def stats(times: list[float], flops: float) -> dict[str, float]:
+        return {"gflops_best": round(flops / min(times) / 1e9, 2),
+                "gflops_median": round(flops / statistics.median(times) / 1e9, 2)}
+
+    return {"matmul": {"size": n, **stats(mm, mm_flops)},
+            "conv": {"batch_size": batch_size, "image_shape": list(image_shape),
+                     "width": width, "flops_per_pass": pass_flops,
+                     **stats(cv, conv_flops)},
+            "threads": torch.get_num_threads(), "repeats": repeats,
+            "load_before": load0, "load_after": load1}
+
+
 def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int = 16,
         steps: int = 500, warmup: int = 20, device: str | None = None, num_images: int = 50_000,
-        verbose: bool = True, vectorize: str | None = None) -> dict[str, Any]:
+        verbose: bool = True, vectorize: str | None = None, repeats: int = 1
+        ) -> dict[str, Any]:
     """Measure every method in every mode; return the rows and the settings.
 
     ``vectorize`` forces the batched run's computation ("vmap" or "loop"; default: the
-    engine's choice, vmap on CUDA).
+    engine's choice, vmap on CUDA). Each measurement is repeated ``repeats`` times: the row
+    reports the best (its ``seconds`` and rates) and the median, with the load average
+    before and after. On a CPU the result also holds the CPU's limit (:func:`cpu_limit`)
+    and each row's achieved GFLOP/s of the VAE networks and its fraction of the conv limit.
     """
     from dlib.data import load
 
@@ -111,6 +220,9 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
     cuda = dev.type == "cuda"
     dd = load("dsprites").to_device(dev, num=num_images, seed=0)
     rows: list[dict[str, Any]] = []
+    if not cuda:
+        before = cpu_limit(repeats=max(3, repeats), batch_size=batch_size,
+                           image_shape=tuple(dd.data.image_shape))
     for name in methods:
         if name not in SWEEPS:
             raise ValueError(f"unknown method {name!r}; choose from {sorted(SWEEPS)}")
@@ -118,11 +230,17 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
         runs = [("eager", 1), ("fast", 1), ("batched", models)]
         base = None
         for mode, n in runs:
-            if mode == "eager":
-                seconds = time_eager(name, dd, batch_size, warmup, steps)
-            else:
-                seconds = time_engine(name, dd, batch_size, n, warmup, steps, graphs=cuda,
-                                      vectorize=vectorize if mode == "batched" else None)
+            times, loads = [], []
+            for _ in range(max(1, repeats)):
+                load0 = [round(v, 2) for v in os.getloadavg()]
+                if mode == "eager":
+                    times.append(time_eager(name, dd, batch_size, warmup, steps))
+                else:
+                    times.append(time_engine(name, dd, batch_size, n, warmup, steps,
+                                             graphs=cuda,
+                                             vectorize=vectorize if mode == "batched" else None))
+                loads.append([load0, [round(v, 2) for v in os.getloadavg()]])
+            seconds = min(times)
             its = steps / seconds
             model_its = n * its
             base = model_its if base is None else base
@@ -131,6 +249,17 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
                    "model_it_per_s": round(model_its, 2),
                    "images_per_s": round(model_its * batch_size * per_step, 1),
                    "vs_eager": round(model_its / base, 3)}
+            if repeats > 1:
+                import statistics
+
+                row["seconds_all"] = [round(t, 4) for t in times]
+                row["it_per_s_median"] = round(steps / statistics.median(times), 2)
+                row["load"] = loads
+            if not cuda:
+                # one batch through encoder and decoder: FactorVAE's second batch and its
+                # discriminator are not counted, so its GFLOP/s is a lower bound
+                flops = step_flops(tuple(dd.data.image_shape), batch_size)
+                row["gflops"] = round(model_its * flops / 1e9, 2)
             rows.append(row)
             if verbose:
                 print(_format_row(row), flush=True)
@@ -140,8 +269,25 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
                 "num_images": num_images, "torch_threads": torch.get_num_threads(),
                 "vectorize": vectorize or "default",
                 "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-                "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
-    return {"settings": settings, "rows": rows}
+                "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                "repeats": repeats}
+    result: dict[str, Any] = {"settings": settings, "rows": rows}
+    if not cuda:
+        # measured before and after the rows (a shared machine's load drifts); the limit is
+        # the better of the two
+        after = cpu_limit(repeats=max(3, repeats), batch_size=batch_size,
+                          image_shape=tuple(dd.data.image_shape))
+        limit = max((before, after), key=lambda r: r["conv"]["gflops_best"])
+        limit = {**limit, "before_rows": before, "after_rows": after}
+        for key in ("matmul",):
+            limit[key] = max((before[key], after[key]), key=lambda r: r["gflops_best"])
+        result["cpu_limit"] = limit
+        for row in rows:
+            row["fraction_of_conv_limit"] = round(row["gflops"] / limit["conv"]["gflops_best"],
+                                                  3)
+            row["fraction_of_matmul_limit"] = round(
+                row["gflops"] / limit["matmul"]["gflops_best"], 3)
+    return result
 
 
 HEADER = (f"{'method':<12} {'mode':<8} {'models':>6} {'it/s':>10} {'model-it/s':>11} "
@@ -158,11 +304,13 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join([HEADER, *(_format_row(r) for r in result["rows"])])
 
 
-def load(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """The recorded benchmark (default ``book/results/bench.json``), or None if absent."""
+def load(path: str | os.PathLike | None = None, name: str = "bench.json"
+         ) -> dict[str, Any] | None:
+    """The recorded benchmark ``path`` (default: ``name`` in the results folder, e.g.
+    ``book/results/bench.json``, or ``bench_cpu.json`` for the CPU's), or None if absent."""
     from dlib.results import results_dir
 
-    p = Path(path) if path is not None else results_dir() / "bench.json"
+    p = Path(path) if path is not None else results_dir() / name
     if not p.exists():
         return None
     return json.loads(p.read_text())
@@ -182,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vectorize", choices=["vmap", "loop"], default=None,
                     help="force the batched run's computation (default: vmap on CUDA)")
     ap.add_argument("--json", default=None, help="write the numbers with provenance here")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="repeat each measurement (default: 3 on a CPU, 1 on CUDA)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     args = ap.parse_args(argv)
     if args.quick:
         args.device = args.device or "cpu"
@@ -191,10 +342,27 @@ def main(argv: list[str] | None = None) -> int:
 
     prov = Provenance("python -m dlib.bench " + " ".join(sys.argv[1:] if argv is None
                                                          else argv))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu = config.device(args.device).type == "cpu"
+    repeats = args.repeats or (3 if cpu and not args.quick else 1)
+    if cpu and args.models == 16 and "--models" not in " ".join(argv or sys.argv):
+        args.models = 2  # the CPU engine loops over models: two are enough to see the cost
     print(HEADER, flush=True)
     result = run(tuple(m for m in args.methods.split(",") if m), batch_size=args.batch_size,
                  models=args.models, steps=args.steps, warmup=args.warmup, device=args.device,
-                 num_images=2_000 if args.quick else 50_000, vectorize=args.vectorize)
+                 num_images=2_000 if args.quick else 50_000, vectorize=args.vectorize,
+                 repeats=repeats)
+    if "cpu_limit" in result:
+        lim = result["cpu_limit"]
+        print(f"CPU limit ({lim['threads']} threads): matmul {lim['matmul']['gflops_best']} "
+              f"GFLOP/s, reference conv layers fwd+bwd {lim['conv']['gflops_best']} GFLOP/s "
+              f"(best of {lim['repeats']}); load {lim['load_before']} -> {lim['load_after']}")
+        for r in result["rows"]:
+            print(f"  {r['method']:<12} {r['mode']:<8} {r['gflops']:>7.2f} GFLOP/s = "
+                  f"{100 * r['fraction_of_conv_limit']:.0f}% of the conv limit")
+        result["shared_machine"] = (
+            "the CPU may have been shared with other jobs: see each row's load averages")
     result["quick"] = bool(args.quick)
     result["provenance"] = prov.finish()
     if args.json:

@@ -28,6 +28,12 @@ decoder).
 Holds :class:`Encoder`, :class:`Decoder`, the code discriminator :class:`Discriminator`
 (FactorVAE's and the one-logit TC estimator of :mod:`dlib.theory.kl`), :func:`init_weights` and
 :func:`num_parameters`.
+
+Two departures for small compute budgets (the CPU scale, :mod:`dlib.scales`), both off by
+default: ``width`` multiplies every channel and unit count of the conv networks (32, 64, 256 →
+``round(32·width)``, ...), and 32×32 images drop the encoder's first conv layer and the
+decoder's third transposed conv (the remaining layers see the same feature-map sizes 16, 8, 4).
+``width=1`` at 64×64 is exactly the reference network.
 """
 
 from __future__ import annotations
@@ -40,15 +46,29 @@ Arch = Literal["conv", "conv4", "fc"]
 ARCHS: tuple[str, ...] = ("conv", "conv4", "fc")
 
 
-def _check_shape(image_shape: tuple[int, int, int], arch: str) -> tuple[int, int, int]:
+#: image sides the convolutional architectures take
+CONV_SIZES: tuple[int, ...] = (64, 32)
+
+
+def _check_shape(image_shape: tuple[int, int, int], arch: str, width: float = 1.0
+                 ) -> tuple[int, int, int]:
     if len(image_shape) != 3 or min(image_shape) < 1:
         raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
     c, h, w = (int(s) for s in image_shape)
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHS}")
-    if arch != "fc" and (h, w) != (64, 64):
-        raise ValueError(f"the convolutional architectures expect 64×64 images, got {h}×{w}")
+    if arch != "fc" and (h != w or h not in CONV_SIZES):
+        raise ValueError(f"the convolutional architectures expect 64×64 or 32×32 images, "
+                         f"got {h}×{w}")
+    if not width > 0 or (arch == "fc" and width != 1.0):
+        raise ValueError(f"width must be positive (and 1 for arch='fc'), got {width!r}")
     return c, h, w
+
+
+def channels(width: float = 1.0) -> tuple[int, int, int]:
+    """The conv networks' (first channels, second channels, dense units) at ``width``:
+    (32, 64, 256) for the reference network."""
+    return tuple(max(1, round(n * width)) for n in (32, 64, 256))  # type: ignore[return-value]
 
 
 def init_weights(module: nn.Module, init: str = "tf") -> None:
@@ -75,9 +95,10 @@ class Encoder(nn.Module):
         num_latents: int = 10,
         arch: Arch = "conv",
         init: str = "tf",
+        width: float = 1.0,
     ) -> None:
         super().__init__()
-        c, h, w = _check_shape(image_shape, arch)
+        c, h, w = _check_shape(image_shape, arch, width)
         if num_latents < 1:
             raise ValueError(f"num_latents must be positive, got {num_latents}")
         self.image_shape = (c, h, w)
@@ -91,15 +112,17 @@ class Encoder(nn.Module):
             width = 1200
         else:
             k, p = (2, 0) if arch == "conv" else (4, 1)
+            c1, c2, units = channels(width)
+            first = [nn.Conv2d(c, c1, 4, 2, 1), nn.ReLU()] if h == 64 else []  # 64x64 -> 32x32
             self.body = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),   # 64x64 -> 32x32
-                nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),  # 32x32 -> 16x16
-                nn.Conv2d(32, 64, k, 2, p), nn.ReLU(),  # 16x16 -> 8x8
-                nn.Conv2d(64, 64, k, 2, p), nn.ReLU(),  # 8x8 -> 4x4
-                nn.Flatten(),                           # 64*4*4 = 1024
-                nn.Linear(1024, 256), nn.ReLU(),
+                *first,
+                nn.Conv2d(c1 if first else c, c1, 4, 2, 1), nn.ReLU(),  # 32x32 -> 16x16
+                nn.Conv2d(c1, c2, k, 2, p), nn.ReLU(),  # 16x16 -> 8x8
+                nn.Conv2d(c2, c2, k, 2, p), nn.ReLU(),  # 8x8 -> 4x4
+                nn.Flatten(),                           # 64*4*4 = 1024 (width 1)
+                nn.Linear(c2 * 16, units), nn.ReLU(),
             )
-            width = 256
+            width = units
         self.mean = nn.Linear(width, num_latents)
         self.logvar = nn.Linear(width, num_latents)
         init_weights(self, init)
@@ -123,9 +146,10 @@ class Decoder(nn.Module):
         num_latents: int = 10,
         arch: Arch = "conv",
         init: str = "tf",
+        width: float = 1.0,
     ) -> None:
         super().__init__()
-        c, h, w = _check_shape(image_shape, arch)
+        c, h, w = _check_shape(image_shape, arch, width)
         self.image_shape = (c, h, w)
         self.num_latents = num_latents
         if arch == "fc":
@@ -137,14 +161,16 @@ class Decoder(nn.Module):
                 nn.Unflatten(1, (c, h, w)),
             )
         else:  # both conv variants share the study's decoder
+            c1, c2, units = channels(width)
+            third = [nn.ConvTranspose2d(c1, c1, 4, 2, 1), nn.ReLU()] if h == 64 else []
             self.body = nn.Sequential(
-                nn.Linear(num_latents, 256), nn.ReLU(),
-                nn.Linear(256, 1024), nn.ReLU(),
-                nn.Unflatten(1, (64, 4, 4)),
-                nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),  # 4x4 -> 8x8
-                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),  # 8x8 -> 16x16
-                nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),  # 16x16 -> 32x32
-                nn.ConvTranspose2d(32, c, 4, 2, 1),              # 32x32 -> 64x64, logits
+                nn.Linear(num_latents, units), nn.ReLU(),
+                nn.Linear(units, c2 * 16), nn.ReLU(),
+                nn.Unflatten(1, (c2, 4, 4)),
+                nn.ConvTranspose2d(c2, c2, 4, 2, 1), nn.ReLU(),  # 4x4 -> 8x8
+                nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),  # 8x8 -> 16x16
+                *third,                                          # 16x16 -> 32x32
+                nn.ConvTranspose2d(c1, c, 4, 2, 1),              # last: 2x the size, logits
             )
         init_weights(self, init)
 

@@ -10,6 +10,16 @@ repeating numbers:
 ``full``
     the Locatello et al. (2019) protocol for a GPU: 64×64 dSprites, the reference network,
     300,000 steps at batch 64, Adam 1e-4, the study's metric settings.
+``cpu``
+    what one CPU core can train and score in minutes (issue 16): all of dSprites drawn at
+    32×32, the reference network at half width without its first conv layer, 20,000 steps at
+    batch 64, Adam 1e-3, the study's metric settings (scored by encoding every image once,
+    :mod:`dlib.metrics.encoded`). **Provisional**: of the first probes (issue 16; three seeds
+    each at 10,000 and 20,000 steps, Adam 1e-3; one seed at Adam 2e-3) the better, not yet the
+    choice of the ablation that is to decide (``python -m dlib.cpu_scale ablation``); what has
+    been measured at these settings, and whether the issue's gates are met, is printed by
+    ``python -m dlib.cpu_scale card``. It is not the papers'
+    300,000-step GPU protocol, and every caption says so (:meth:`Scale.caption`).
 
 Other scales (such as a CPU scale chosen by measurement) are added to :data:`SCALES`; a caption
 shows a scale with :meth:`Scale.caption`.
@@ -60,6 +70,8 @@ class Scale:
         """One line for a table caption: what was trained, at which size."""
         data = "all images" if self.num_images is None else f"{self.num_images:,} images"
         net = "reference network" if self.width == 1.0 else f"reference network × {self.width:g}"
+        if self.image_size != 64:
+            net += " without its first conv layer"
         return (f"{self.name} scale: {self.image_size}×{self.image_size} {data}, {net}, "
                 f"{self.steps:,} steps, batch {self.batch_size}, Adam {self.learning_rate:g}")
 
@@ -77,6 +89,10 @@ SCALES: dict[str, Scale] = {
                    num_images=2_000, metrics=_QUICK_METRICS),
     "full": Scale("full", "the Locatello et al. (2019) study protocol, sized for a GPU",
                   steps=300_000),
+    "cpu": Scale("cpu", "sized for one CPU core per model (32×32 dSprites, half-width "
+                 "network, 20k steps, Adam 1e-3); provisional until the ablation of "
+                 "dlib.cpu_scale is run; not the papers' 300k-step GPU protocol",
+                 steps=20_000, learning_rate=1e-3, image_size=32, width=0.5),
 }
 
 

@@ -44,8 +44,8 @@ def test_tf_initialisation_zero_biases():
 
 
 def test_bad_inputs_raise():
-    with pytest.raises(ValueError, match="64×64"):
-        Encoder((1, 32, 32))
+    with pytest.raises(ValueError, match="64×64 or 32×32"):
+        Encoder((1, 48, 48))  # 32×32 is the CPU scale's variant (tests/test_cpu_scale.py)
     with pytest.raises(ValueError, match="unknown architecture"):
         Encoder((1, 64, 64), arch="resnet")
     with pytest.raises(ValueError, match="encoder expects"):

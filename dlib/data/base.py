@@ -191,6 +191,28 @@ class GroundTruthData(ABC):
         numbers: the torch generator is a different stream). Static shapes, no host sync.
         """
 
+    #: True when an observation is a function of its factor classes alone and
+    #: :meth:`skip_observation_draws` consumes the random stream exactly as
+    #: :meth:`sample_observations_from_factors` does; then the metrics may encode each image
+    #: once and look its code up (:mod:`dlib.metrics.encoded`)
+    deterministic_observations: bool = False
+
+    def skip_observation_draws(self, num: int, random_state: np.random.RandomState) -> None:
+        """Draw from ``random_state`` what :meth:`sample_observations_from_factors` draws for
+        ``num`` rows, without producing images (only for ``deterministic_observations``)."""
+        raise NotImplementedError(
+            f"{self.name}: observations are random given the factors (or not declared "
+            "otherwise), so codes cannot be looked up by factor index"
+        )
+
+    def image_chunks(self, chunk: int = 65536, device: torch.device | str | None = None):
+        """Every stored image in index order, as (n, C0, H, W) uint8 chunks of ≤ ``chunk``."""
+        dev = config.device(device)
+        for start in range(0, self.num_observations, chunk):
+            stop = min(start + chunk, self.num_observations)
+            classes = torch.as_tensor(self.index_to_classes(np.arange(start, stop)))
+            yield self.images_from_classes(classes, dev)
+
     def all_images(self, device: torch.device | str | None = None) -> torch.Tensor:
         """Every stored image (N, C0, H, W) uint8 in index order (subclasses may cache)."""
         dev = config.device(device)

@@ -44,6 +44,7 @@ __all__ = [
     "render_dsprites",
     "procedural_scream",
     "RENDERER_VERSION",
+    "IMAGE_SIZES",
     "save_dsprites_npz",
 ]
 
@@ -58,6 +59,8 @@ HEART_LOBE = (4.25, -3.7, 5.4)  # discs at (+-4.25, -3.7) of radius 5.4
 HEART_ORIGIN_DY = -0.25  # heart origin 0.25 px above the sprite centre
 _CPU_CHUNK = 4096  # images per step on a CPU: keeps the (n, 28, 28) temporaries in cache
 _WINDOW = 28  # no shape reaches 14 px from its centre (square corner: 9.6 * sqrt(2) = 13.6)
+#: canvas sizes the renderer draws; 32 samples the same shapes at the centres of 2×2-px cells
+IMAGE_SIZES = (64, 32)
 _CONSTANTS = (
     CANVAS,
     POSITION_OFFSET,
@@ -131,16 +134,22 @@ def render_dsprites(
     pos_x: object,
     pos_y: object,
     device: torch.device | str | None = None,
+    image_size: int = 64,
 ) -> torch.Tensor:
-    """Draw dSprites images (N, 64, 64) uint8 in {0, 1} from continuous factor values.
+    """Draw dSprites images (N, S, S) uint8 in {0, 1} from continuous factor values.
 
     ``shape`` is the class (0 square, 1 ellipse, 2 heart), ``scale`` in (0, 1], ``orientation``
     in radians, ``pos_x`` and ``pos_y`` in [0, 1]; arrays, tensors or scalars, broadcast to one
     length. ``device`` defaults to :func:`dlib.config.device`.
 
-    Only a 28 x 28 window around the sprite can be on, so each image is evaluated there (at the
-    integer offset nearest the centre) in chunks small enough to stay in cache, then pasted.
+    ``image_size`` S is 64 (dSprites) or 32: the same continuous shapes, sampled directly at the
+    centres of a 32 × 32 grid (each pixel covers 2 × 2 pixels of the 64 × 64 canvas), not a
+    downsampled 64 × 64 image. Only a window of 28 (14 at S = 32) pixels around the sprite can
+    be on, so each image is evaluated there (at the integer offset nearest the centre) in chunks
+    small enough to stay in cache, then pasted.
     """
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size!r}")
     dev = config.device(device)
     args = [
         torch.as_tensor(a, device=dev).double().reshape(-1)
@@ -156,26 +165,29 @@ def render_dsprites(
     if not bool(theta.isfinite().all()):
         raise ValueError("orientation must be finite")
     n = shape_.numel()
-    out = torch.zeros((n, CANVAS, CANVAS), dtype=torch.uint8, device=dev)
-    ramp = torch.arange(_WINDOW, device=dev)
-    paste = (ramp[:, None] * CANVAS + ramp).reshape(1, _WINDOW, _WINDOW)
+    size = int(image_size)
+    k = size / CANVAS  # pixels of the output per pixel of the 64 × 64 canvas (1 or 1/2)
+    window = _WINDOW * size // CANVAS
+    out = torch.zeros((n, size, size), dtype=torch.uint8, device=dev)
+    ramp = torch.arange(window, device=dev)
+    paste = (ramp[:, None] * size + ramp).reshape(1, window, window)
     chunk = 1 << 16 if dev.type == "cuda" else _CPU_CHUNK
     for s, inside in enumerate(_SHAPES):
         members = (shape_ == s).nonzero().squeeze(1)
         for start in range(0, members.numel(), chunk):
             i = members[start : start + chunk]
+            # sprite centre in 64-canvas pixels; the window's corner in output pixels
             cx = POSITION_OFFSET + POSITION_RANGE * px[i]
             cy = POSITION_OFFSET + POSITION_RANGE * py[i]
-            x0 = torch.floor(cx + 0.5) - _WINDOW // 2
-            y0 = torch.floor(cy + 0.5) - _WINDOW // 2
-            # pixel centres of the window minus the sprite centre, (n, 28) along x and y
-            dx = (x0 - cx)[:, None] + (ramp + 0.5)
-            dy = (y0 - cy)[:, None] + (ramp + 0.5)
-            window = inside(dx, dy, torch.cos(theta[i]), torch.sin(theta[i]), scale_[i])
-            corner = i * CANVAS * CANVAS + y0.long() * CANVAS + x0.long()
-            out.view(-1)[(corner[:, None, None] + paste).view(-1)] = window.view(-1).view(
-                torch.uint8
-            )
+            x0 = torch.floor(k * cx + 0.5) - window // 2
+            y0 = torch.floor(k * cy + 0.5) - window // 2
+            # pixel centres of the window minus the sprite centre, in 64-canvas pixels,
+            # (n, window) along x and y (k = 1: exactly the 64 × 64 renderer's numbers)
+            dx = (x0 / k - cx)[:, None] + (ramp + 0.5) / k
+            dy = (y0 / k - cy)[:, None] + (ramp + 0.5) / k
+            on = inside(dx, dy, torch.cos(theta[i]), torch.sin(theta[i]), scale_[i])
+            corner = i * size * size + y0.long() * size + x0.long()
+            out.view(-1)[(corner[:, None, None] + paste).view(-1)] = on.view(-1).view(torch.uint8)
     return out
 
 
@@ -183,28 +195,35 @@ def render_dsprites(
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
 
 
-def unpack_images(packed: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
-    """Images (N, 1, 64, 64) uint8 from rows of ``np.packbits`` bits (N, 512), on their device."""
+def unpack_images(packed: torch.Tensor, chunk: int = 1 << 16, image_size: int = 64
+                  ) -> torch.Tensor:
+    """Images (N, 1, S, S) uint8 from rows of ``np.packbits`` bits (N, S·S/8), on their device."""
+    if packed.ndim != 2 or packed.shape[1] * 8 != image_size * image_size:
+        raise ValueError(f"packed rows of {image_size}×{image_size} images have "
+                         f"{image_size * image_size // 8} bytes, got shape {tuple(packed.shape)}")
     out = torch.empty(
-        (packed.shape[0], CANVAS * CANVAS // 8, 8), dtype=torch.uint8, device=packed.device
+        (packed.shape[0], image_size * image_size // 8, 8), dtype=torch.uint8,
+        device=packed.device
     )
     shifts = _SHIFTS.to(packed.device)
     for start in range(0, packed.shape[0], chunk):
         block = packed[start : start + chunk, :, None]
         torch.bitwise_and(block >> shifts, 1, out=out[start : start + chunk])
-    return out.view(-1, 1, CANVAS, CANVAS)
+    return out.view(-1, 1, image_size, image_size)
 
 
-def full_dsprites_packed(device: torch.device | str | None = None) -> np.ndarray:
-    """All 737,280 procedural images bit-packed (N, 512), cached under ``cache_dir()``.
+def full_dsprites_packed(device: torch.device | str | None = None, image_size: int = 64
+                         ) -> np.ndarray:
+    """All 737,280 procedural images bit-packed (N, S·S/8), cached under ``cache_dir()``.
 
-    The cache file name carries :data:`RENDERER_VERSION`; its checksum is verified on load.
+    The cache file name carries :data:`RENDERER_VERSION` (and the size when it is not 64);
+    its checksum is verified on load.
     """
     dev = config.device(device)
-    data = DSprites()
+    data = DSprites(image_size=image_size)
 
     def build() -> np.ndarray:
-        packed = np.empty((data.num_observations, CANVAS * CANVAS // 8), dtype=np.uint8)
+        packed = np.empty((data.num_observations, image_size * image_size // 8), dtype=np.uint8)
         block = 40960  # one (shape, scale) pair: 40 orientations x 32 x 32 positions
         for start in config.progress(
             range(0, data.num_observations, block), desc="rendering dSprites", unit_scale=block
@@ -216,7 +235,8 @@ def full_dsprites_packed(device: torch.device | str | None = None) -> np.ndarray
             )
         return packed
 
-    return cached_array(config.cache_dir() / f"dsprites-{RENDERER_VERSION}.npy", build)
+    size = "" if image_size == CANVAS else f"{image_size}px-"
+    return cached_array(config.cache_dir() / f"dsprites-{size}{RENDERER_VERSION}.npy", build)
 
 
 # ---- the dataset ------------------------------------------------------------------------------
@@ -232,7 +252,18 @@ class DSprites(GroundTruthData):
     name = "dsprites"
     channels = 1
 
-    def __init__(self, path: str | Path | None = None, md5: str | None = DSPRITES_MD5):
+    #: canvas sizes this class can draw (the variants' nuisance is defined at 64 × 64 only)
+    image_sizes: tuple[int, ...] = IMAGE_SIZES
+
+    def __init__(self, path: str | Path | None = None, md5: str | None = DSPRITES_MD5,
+                 image_size: int = CANVAS):
+        if image_size not in self.image_sizes:
+            raise ValueError(f"{self.name} is drawn at {self.image_sizes} pixels, "
+                             f"not {image_size!r}")
+        if path is not None and image_size != CANVAS:
+            raise ValueError("the official dSprites file holds 64×64 images; image_size="
+                             f"{image_size} needs the procedural renderer (path=None)")
+        self.image_size = int(image_size)
         self.file: DSpritesFile | None = None if path is None else load_dsprites_npz(path, md5)
         if self.file is None:
             self._sizes = tuple(len(v) for v in FACTOR_VALUES)
@@ -262,7 +293,16 @@ class DSprites(GroundTruthData):
 
     @property
     def observation_shape(self) -> tuple[int, int, int]:
-        return (CANVAS, CANVAS, self.channels)
+        return (self.image_size, self.image_size, self.channels)
+
+    #: observations are a function of the factors (no nuisance draws): :mod:`dlib.metrics.encoded`
+    #: may encode every image once and look codes up
+    deterministic_observations = True
+
+    def skip_observation_draws(self, num: int, random_state: np.random.RandomState) -> None:
+        """Consume exactly what :meth:`sample_observations_from_factors` draws for ``num`` rows,
+        without drawing images (the constant colour latent's ``randint(1, size=num)``)."""
+        random_state.randint(1, size=num)
 
     @cached_property
     def latents_classes(self) -> np.ndarray:
@@ -285,23 +325,37 @@ class DSprites(GroundTruthData):
     def images_from_classes(
         self, classes: torch.Tensor, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """Binary images (N, 1, 64, 64) uint8: rendered, or looked up in the official file."""
+        """Binary images (N, 1, S, S) uint8: rendered, or looked up in the official file."""
         dev = config.device(device)
         arr = self.check_classes(classes)
+        size = self.image_size
         if self.file is not None:
             index = torch.as_tensor(arr @ self.factor_bases)
             return torch.from_numpy(self.file.imgs)[index].unsqueeze(1).to(dev)
         if len(arr) == 0:
-            return torch.zeros((0, 1, CANVAS, CANVAS), dtype=torch.uint8, device=dev)
+            return torch.zeros((0, 1, size, size), dtype=torch.uint8, device=dev)
         values = [torch.as_tensor(v[arr[:, j]], device=dev) for j, v in enumerate(self._values)]
-        return render_dsprites(arr[:, 0], *values[1:], device=dev).unsqueeze(1)
+        return render_dsprites(arr[:, 0], *values[1:], device=dev, image_size=size).unsqueeze(1)
 
     def all_images(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """Every image (N, 1, 64, 64) uint8: the official file, or the cached procedural set."""
+        """Every image (N, 1, S, S) uint8: the official file, or the cached procedural set."""
         dev = config.device(device)
         if self.file is not None:
             return torch.from_numpy(self.file.imgs).unsqueeze(1).to(dev)
-        return unpack_images(torch.from_numpy(full_dsprites_packed(dev)).to(dev))
+        packed = full_dsprites_packed(dev, self.image_size)
+        return unpack_images(torch.from_numpy(packed).to(dev), image_size=self.image_size)
+
+    def image_chunks(self, chunk: int = 65536, device: torch.device | str | None = None):
+        """Every image in index order as (n, 1, S, S) uint8 chunks (the cached set, unpacked
+        one chunk at a time: the 64 × 64 set is 2.9 GB as bytes)."""
+        dev = config.device(device)
+        if self.file is not None:
+            yield from super().image_chunks(chunk, dev)
+            return
+        packed = full_dsprites_packed(dev, self.image_size)
+        for start in range(0, len(packed), chunk):
+            block = torch.from_numpy(packed[start : start + chunk]).to(dev)
+            yield unpack_images(block, image_size=self.image_size)
 
     # -- observations
     def sample_observations_from_factors(
@@ -323,9 +377,10 @@ class DSprites(GroundTruthData):
     def observe(
         self, stored: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        if stored.dtype != torch.uint8 or tuple(stored.shape[1:]) != (1, CANVAS, CANVAS):
+        size = self.image_size
+        if stored.dtype != torch.uint8 or tuple(stored.shape[1:]) != (1, size, size):
             raise ValueError(
-                f"stored images must be uint8 (N, 1, 64, 64), got {stored.dtype} "
+                f"stored images must be uint8 (N, 1, {size}, {size}), got {stored.dtype} "
                 f"{tuple(stored.shape)}"
             )
         return self._nuisance_torch(stored.float(), generator)
@@ -340,6 +395,8 @@ class ColorDSprites(DSprites):
 
     name = "color_dsprites"
     channels = 3
+    image_sizes = (CANVAS,)
+    deterministic_observations = False
 
     def _nuisance_numpy(self, binary: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
         colour = rs.uniform(0.5, 1, [binary.shape[0], 1, 1, 3])
@@ -355,6 +412,8 @@ class NoisyDSprites(DSprites):
 
     name = "noisy_dsprites"
     channels = 3
+    image_sizes = (CANVAS,)
+    deterministic_observations = False
 
     def _nuisance_numpy(self, binary: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
         noise = rs.uniform(0, 1, [binary.shape[0], CANVAS, CANVAS, 3])
@@ -427,6 +486,8 @@ class ScreamDSprites(DSprites):
 
     name = "scream_dsprites"
     channels = 3
+    image_sizes = (CANVAS,)
+    deterministic_observations = False
 
     def __init__(
         self,

@@ -618,6 +618,12 @@ class Shapes3D(GroundTruthData):
         return out
 
     # -- observations
+    #: no nuisance: an observation is its stored image (codes may be looked up by index)
+    deterministic_observations = True
+
+    def skip_observation_draws(self, num: int, random_state: np.random.RandomState) -> None:
+        """Nothing: drawing observations consumes no randomness."""
+
     def sample_observations_from_factors(
         self, factors: np.ndarray, random_state: np.random.RandomState
     ) -> np.ndarray:

@@ -64,6 +64,7 @@ class VAEConfig:
     num_latents: int = 10
     beta: float = 1.0
     arch: str = "conv"  # "conv" (study, 2×2 kernels), "conv4" (4×4 kernels), "fc"
+    width: float = 1.0  # channel/unit multiplier of the conv networks (1 = the study's)
     lr: float = 1e-4
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
@@ -83,8 +84,8 @@ class VAE(Method):
         super().__init__(cfg)
         self.image_shape = tuple(int(s) for s in image_shape)
         with seeded(cfg.seed):
-            self.encoder = Encoder(self.image_shape, cfg.num_latents, cfg.arch)
-            self.decoder = Decoder(self.image_shape, cfg.num_latents, cfg.arch)
+            self.encoder = Encoder(self.image_shape, cfg.num_latents, cfg.arch, width=cfg.width)
+            self.decoder = Decoder(self.image_shape, cfg.num_latents, cfg.arch, width=cfg.width)
 
     # -- the model ----------------------------------------------------------------------------
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:

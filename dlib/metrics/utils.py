@@ -331,8 +331,10 @@ def torch_representation(
     """Wrap a torch function of images ``(B, C, H, W)`` as a harness representation.
 
     The harness passes NumPy observations ``(B, H, W, C)``; this moves them to ``device``,
-    permutes to channels-first, and returns ``fn``'s output tensor unchanged (it stays on the
-    device until the harness converts a whole set at once). ``batch_size`` is unused (the
+    permutes to channels-first (contiguous memory: oneDNN's CPU convolutions round differently
+    for a channels-last view, so a fixed layout keeps the codes independent of how a batch was
+    laid out), and returns ``fn``'s output tensor unchanged (it stays on the device until the
+    harness converts a whole set at once). ``batch_size`` is unused (the
     harness chunks) and kept for symmetry with disentanglement_lib.
     """
     import torch
@@ -342,7 +344,8 @@ def torch_representation(
     def represent(x: np.ndarray) -> Any:
         t = torch.as_tensor(np.ascontiguousarray(x), device=device).permute(0, 3, 1, 2)
         with torch.no_grad():
-            return fn(t.float())
+            # clone: .contiguous() keeps a size-1 channel axis's channels-last strides
+            return fn(t.float().clone(memory_format=torch.contiguous_format))
 
     return represent
 

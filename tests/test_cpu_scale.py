@@ -1,0 +1,260 @@
+"""The CPU scale: 32×32 dSprites, the narrow network, the bench's CPU limit, compact
+checkpoints, and the scale's pipeline end to end at tiny size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlib.data import load, render_dsprites
+from dlib.nets import Decoder, Encoder, channels, num_parameters
+
+# ---- 32×32 rendering ---------------------------------------------------------------------------
+
+
+def test_square_at_32_matches_an_independent_pixel_centre_test():
+    # orientation 0 squares: a pixel is on iff its centre lies within 4.8·scale px (half of
+    # 9.6 at 64×64) of the centre 8 + 16·pos, in output pixels
+    rs = np.random.RandomState(0)
+    scale = rs.choice(np.linspace(0.5, 1, 6), 20)
+    px, py = rs.choice(np.linspace(0, 1, 32), (2, 20))
+    img = render_dsprites(np.zeros(20), scale, np.zeros(20), px, py, "cpu", image_size=32)
+    c = np.arange(32) + 0.5
+    for i in range(20):
+        cx, cy, h = 8 + 16 * px[i], 8 + 16 * py[i], 4.8 * scale[i]
+        want = (np.abs(c[None, :] - cx) < h) & (np.abs(c[:, None] - cy) < h)
+        np.testing.assert_array_equal(img[i].numpy().astype(bool), want)
+
+
+def test_32_agrees_with_the_64_image_pooled():
+    data64, data32 = load("dsprites"), load("dsprites", image_size=32)
+    rs = np.random.RandomState(1)
+    f = data64.sample_factors(300, rs)
+    a = data64.images_from_classes(torch.as_tensor(f), "cpu").float()
+    b = data32.images_from_classes(torch.as_tensor(f), "cpu").float()
+    assert b.shape == (300, 1, 32, 32)
+    pooled = torch.nn.functional.avg_pool2d(a, 2)
+    # where all four 64-px pixels agree, the 32-px pixel (sampled at their shared corner)
+    # nearly always agrees; disagreements lie on the shape's boundary only
+    sure = (pooled == 0) | (pooled == 1)
+    agree = (b == pooled)[sure].float().mean()
+    assert agree > 0.995
+    # same area (up to the boundary) and same centre of mass (within half an output pixel)
+    area64, area32 = a.sum((1, 2, 3)) / 4, b.sum((1, 2, 3))
+    assert ((area32 - area64).abs() / area64).max() < 0.25
+    grid = torch.arange(32) + 0.5
+    com32 = (b[:, 0].sum(1) * grid).sum(1) / area32
+    grid64 = (torch.arange(64) + 0.5) / 2
+    com64 = (a[:, 0].sum(1) * grid64).sum(1) / a.sum((1, 2, 3))
+    assert (com32 - com64).abs().max() < 0.5
+
+
+def test_32_needs_the_procedural_renderer_and_plain_dsprites(tmp_path):
+    with pytest.raises(ValueError, match="image_size"):
+        render_dsprites([0], [1.0], [0.0], [0.5], [0.5], "cpu", image_size=48)
+    with pytest.raises(ValueError, match="drawn at"):
+        load("noisy_dsprites", image_size=32)
+    from dlib.data import save_dsprites_npz
+
+    path = save_dsprites_npz(tmp_path / "t.npz", (1, 1, 1, 2, 2, 2), device="cpu")
+    with pytest.raises(ValueError, match="procedural"):
+        load("dsprites", path=path, md5=None, image_size=32)
+    data = load("dsprites", image_size=32)
+    assert data.observation_shape == (32, 32, 1) and data.image_shape == (1, 32, 32)
+    with pytest.raises(ValueError, match="32, 32"):
+        data.observe(torch.zeros(2, 1, 64, 64, dtype=torch.uint8))
+
+
+# ---- the narrow network ------------------------------------------------------------------------
+def test_default_network_is_the_reference():
+    enc, dec = Encoder((1, 64, 64)), Decoder((1, 64, 64))
+    shapes = [tuple(p.shape) for p in enc.parameters()] + [tuple(p.shape)
+                                                           for p in dec.parameters()]
+    assert shapes[:8] == [(32, 1, 4, 4), (32,), (32, 32, 4, 4), (32,), (64, 32, 2, 2), (64,),
+                          (64, 64, 2, 2), (64,)]
+    assert num_parameters(enc) + num_parameters(dec) == 690_517
+
+
+@pytest.mark.parametrize("size,width", [(32, 0.5), (32, 1.0), (64, 0.5), (32, 0.25)])
+def test_narrow_network_shapes(size, width):
+    c1, c2, units = channels(width)
+    assert (c1, c2, units) == (round(32 * width), round(64 * width), round(256 * width))
+    enc, dec = Encoder((1, size, size), 10, width=width), Decoder((1, size, size), 10,
+                                                                   width=width)
+    convs = [m for m in enc.body if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == (4 if size == 64 else 3)
+    assert convs[-1].out_channels == c2
+    x = torch.rand(5, 1, size, size)
+    mean, logvar = enc(x)
+    assert mean.shape == logvar.shape == (5, 10)
+    assert dec(mean).shape == (5, 1, size, size)
+    with pytest.raises(ValueError, match="64×64 or 32×32"):
+        Encoder((1, 48, 48), width=width)
+    with pytest.raises(ValueError, match="width"):
+        Encoder((1, size, size), width=0)
+
+
+# ---- the bench's FLOP count --------------------------------------------------------------------
+def test_layer_macs_by_hand():
+    from dlib.bench import layer_macs, step_flops
+
+    enc = [32 * 32 * 32 * 16, 32 * 16 * 16 * 32 * 16, 64 * 8 * 8 * 32 * 4, 64 * 4 * 4 * 64 * 4,
+           1024 * 256, 256 * 10, 256 * 10]
+    dec = [10 * 256, 256 * 1024, 64 * 4 * 4 * 64 * 16, 64 * 8 * 8 * 32 * 16,
+           32 * 16 * 16 * 32 * 16, 32 * 32 * 32 * 1 * 16]
+    got_e = [n for _, n in layer_macs(Encoder((1, 64, 64)), torch.zeros(1, 1, 64, 64))]
+    got_d = [n for _, n in layer_macs(Decoder((1, 64, 64)), torch.zeros(1, 10))]
+    assert sorted(got_e) == sorted(enc) and got_d == dec
+    # backward = 2 × forward, except that the images need no gradient (first layer: 1 ×)
+    assert step_flops((1, 64, 64), 2) == 2 * 2 * (3 * (sum(enc) + sum(dec)) - enc[0])
+
+
+def test_bench_quick_reports_the_cpu_limit(tmp_path):
+    import dlib.bench
+
+    out = tmp_path / "b.json"
+    assert dlib.bench.main(["--quick", "--methods", "beta_vae", "--json", str(out)]) == 0
+    rec = dlib.bench.load(out)
+    lim = rec["cpu_limit"]
+    assert lim["matmul"]["gflops_best"] >= lim["matmul"]["gflops_median"] > 0
+    assert lim["conv"]["gflops_best"] > 0 and len(lim["load_before"]) == 3
+    for r in rec["rows"]:
+        assert r["fraction_of_conv_limit"] == pytest.approx(
+            r["gflops"] / lim["conv"]["gflops_best"], abs=2e-3)
+    assert "commit" in rec["provenance"]
+
+
+# ---- compact checkpoints -----------------------------------------------------------------------
+def test_compact_round_trip(tmp_path):
+    from dlib.compact import check_compact, load_compact, save_compact
+    from dlib.data import save_dsprites_npz
+    from dlib.methods import build
+    from dlib.metrics import compute
+    from dlib.metrics.encoded import EncodedData, encode_dataset
+    from dlib.train import fit
+
+    data = load("dsprites", path=save_dsprites_npz(tmp_path / "t.npz", (1, 3, 2, 4, 6, 6),
+                                                   device="cpu"), md5=None)
+    model = build("factor_vae", data.image_shape, seed=1, width=0.5)
+    fit(model, data.to_device("cpu"), 30, batch_size=32, seed=0, show_progress=False)
+    model.eval()
+
+    def score(m):
+        enc = EncodedData(data, encode_dataset(m.encode, data))
+        return compute("factor_vae", enc, enc.mean, np.random.RandomState(0), num_train=50,
+                       num_eval=50, batch_size=16, num_variance_estimate=512,
+                       threshold=0.0)["eval_accuracy"]
+
+    stored = score(model)
+    path = save_compact(tmp_path / "m.pt", model, data, scores={"factor_vae": stored})
+    # float16 encoder + decoder only (no discriminator, no optimiser state) + a 512×10 probe
+    nets = num_parameters(model.encoder) + num_parameters(model.decoder)
+    assert path.stat().st_size < 2 * nets + 40_000 < num_parameters(model) // 4
+    again, record = load_compact(path)
+    assert type(again).__name__ == "FactorVAE" and again.config == model.config
+    assert record["scores"]["factor_vae"] == stored
+    err = check_compact(again, record, data)
+    assert 0 < err < 5e-3  # float16 weights: small but not zero
+    assert abs(score(again) - stored) <= 0.06
+    # a model with other weights fails the check clearly
+    other = build("factor_vae", data.image_shape, seed=2, width=0.5).eval()
+    assert check_compact(other, record, data) > 0.1
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="compact checkpoint"):
+        load_compact(tmp_path / "bad.pt")
+
+
+# ---- the scale end to end at tiny size ---------------------------------------------------------
+TINY_METRICS = {
+    "beta_vae": {"num_train": 20, "num_eval": 8, "batch_size": 8},
+    "factor_vae": {"num_train": 20, "num_eval": 8, "batch_size": 8,
+                   "num_variance_estimate": 256, "threshold": 0.0},
+    "mig": {"num_train": 256}, "dci": {"num_train": 256, "num_test": 128},
+    "sap": {"num_train": 256, "num_test": 128},
+    "modularity_explicitness": {"num_train": 256, "num_test": 128},
+    "irs": {"num_train": 256}, "unsupervised": {"num_train": 256},
+}
+
+
+def test_cpu_scale_end_to_end_tiny(tmp_path):
+    from dlib.compact import load_compact
+    from dlib.cpu_scale import train_and_score
+    from dlib.scales import get
+
+    cpu = get("cpu").replace(steps=6)
+    payload, arrays = train_and_score(
+        "beta_vae", {"beta": 4.0}, 0, image_size=cpu.image_size, width=cpu.width,
+        steps=cpu.steps, batch_size=cpu.batch_size, lr=cpu.learning_rate, metrics=TINY_METRICS,
+        threads=None, log_every=3, compact=tmp_path / "c.pt")
+    s = payload["scores"]
+    assert set(s) >= {"factor_vae", "mig", "dci", "sap", "irs", "gaussian_tc_mean",
+                      "gaussian_tc_sampled", "recon", "active_dims"}
+    assert all(np.isfinite(v) for v in s.values())
+    assert payload["history"]["step"] == [3, 6]
+    r2 = np.asarray(payload["factor_latent_r2"])
+    assert r2.shape == (5, 10) and (r2 >= 0).all() and (r2 <= 1 + 1e-9).all()
+    assert arrays["traversal"].shape == (10, 9, 1, cpu.image_size, cpu.image_size)
+    assert set(payload["phases"]) == {"data", "train", "encode", "score", "extras"}
+    model, record = load_compact(tmp_path / "c.pt")
+    assert model.image_shape == (1, cpu.image_size, cpu.image_size)
+
+
+def test_factor_latent_r2_by_hand():
+    from dlib.cpu_scale import factor_latent_r2
+
+    sizes = (2, 3)
+    f = np.stack(np.unravel_index(np.arange(6), sizes), axis=1).astype(float)
+    codes = np.stack([f[:, 0], f[:, 1], f[:, 0] + f[:, 1]], axis=1)
+    r2 = factor_latent_r2(codes, sizes)
+    np.testing.assert_allclose(r2[:, 0], [1, 0])
+    np.testing.assert_allclose(r2[:, 1], [0, 1])
+    v0, v1 = np.var([0, 1]), np.var([0, 1, 2])
+    np.testing.assert_allclose(r2[:, 2], [v0 / (v0 + v1), v1 / (v0 + v1)])
+
+
+def test_cpu_scale_entry_and_caption():
+    from dlib.scales import get
+
+    cpu = get("cpu")
+    assert (cpu.image_size, cpu.width, cpu.batch_size) == (32, 0.5, 64)
+    cap = cpu.caption()
+    assert "32×32" in cap and "× 0.5" in cap and "first conv layer" in cap
+    assert "provisional" in cpu.description and "not the papers'" in cpu.description
+    assert "first conv" not in get("full").caption()
+
+
+def test_recipe_card_reads_probes_at_the_scale(tmp_path):
+    import json
+
+    from dlib.cpu_scale import recipe_card
+    from dlib.scales import get
+
+    cpu = get("cpu")
+    folder = tmp_path / "cpu_scale"
+    folder.mkdir()
+    assert recipe_card(root=tmp_path)["status"].startswith("no probe")
+
+    def probe(seed, fvae, mig, steps=cpu.steps):
+        scores = {"factor_vae": fvae, "mig": mig, "dci": 0.3, "beta_vae": 0.8, "recon": 30.0,
+                  "active_dims": 5}
+        phase = {"seconds": 100.0, "load_before": [1.0, 1, 1], "load_after": [1.0, 1, 1]}
+        d = {"provenance": {"device": "cpu (x, 2 threads)"}, "method": "beta_vae",
+             "setting": {"beta": 4.0}, "seed": seed, "scores": scores, "model_seconds": 300,
+             "scale": {"image_size": cpu.image_size, "width": cpu.width, "steps": steps,
+                       "batch_size": cpu.batch_size, "learning_rate": cpu.learning_rate,
+                       "threads": 1},
+             "phases": {p: phase for p in ("train", "encode", "score")}}
+        (folder / f"p{seed}_{steps}.json").write_text(json.dumps(d))
+
+    probe(0, 0.7, 0.2)
+    probe(1, 0.5, 0.1)
+    probe(2, 0.9, 0.9, steps=cpu.steps + 1)  # another scale: not counted
+    card = recipe_card(root=tmp_path)
+    assert card["seeds"] == 2 and card["factor_vae"] == [0.6, 0.1]
+    assert card["gates"]["factor_vae"] == "missed (only 2 seed(s))"
+    probe(3, 0.8, 0.3)
+    card = recipe_card(root=tmp_path)
+    assert card["factor_vae"][0] == 0.667 and card["mig"][0] == 0.2  # rounded to 3 places
+    assert card["gates"] == {"factor_vae": "met", "mig": "met"}
+    assert card["score_seconds"] == [200.0, 0.0]
