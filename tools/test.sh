@@ -51,5 +51,6 @@ stage "ruff" "$PY" -m ruff check .
 stage "chapter pairs" "$PY" tools/check_pairs.py
 stage "book build (-W -n)" jupyter-book build . -W -n --keep-going --quiet
 # Two workers on two cores: one BLAS thread each. GPU tests skip themselves without CUDA.
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} stage "unit tests" pytest_ tests -n 2
+# --dist loadgroup: the Ray tests (one xdist group) share one worker and one local Ray cluster
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} stage "unit tests" pytest_ tests -n 2 --dist loadgroup
 stage "chapters (nbval, quick profile)" nbval_chapters
