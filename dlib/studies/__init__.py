@@ -12,11 +12,11 @@ exported results with :func:`load` (:mod:`dlib.studies.reading`)::
     python -m dlib.studies export beta_vae --scale full     # → book/results/beta_vae/
 """
 
-from dlib.studies.declarations import STUDIES, Arm, Study, get, setting_key
+from dlib.studies.declarations import DEFT_PAPER_TABLE2, STUDIES, Arm, Study, get, setting_key
 from dlib.studies.evaluators import EVALUATORS, FAILURE_MIG, Evaluator
 from dlib.studies.reading import StudyResult, load, missing_message, spearman
 from dlib.studies.runner import command, default_scale, experiment_path, export, run, status
 
-__all__ = ["STUDIES", "Arm", "Study", "get", "setting_key", "EVALUATORS", "Evaluator",
-           "FAILURE_MIG", "StudyResult", "load", "missing_message", "spearman", "command",
-           "default_scale", "experiment_path", "export", "run", "status"]
+__all__ = ["DEFT_PAPER_TABLE2", "STUDIES", "Arm", "Study", "get", "setting_key", "EVALUATORS",
+           "Evaluator", "FAILURE_MIG", "StudyResult", "load", "missing_message", "spearman",
+           "command", "default_scale", "experiment_path", "export", "run", "status"]

@@ -161,6 +161,29 @@ class StudyResult:
         return np.array([r["stage_mig"] for r in self.select(method=method, dataset=dataset)],
                         dtype=float)
 
+    def failure_table(self, paper: dict[str, dict[str, float]] | None = None
+                      ) -> _results.Table:
+        """Failure rate (%, MIG < 0.1) per method and dataset, beside ``paper``'s numbers
+        (``{dataset: {method: %}}``) where given."""
+        from dlib.methods import registry
+
+        decl = self.data["declaration"]
+        datasets, methods = decl["datasets"], [a["method"] for a in decl["arms"]]
+        header = ["method"]
+        for d in datasets:
+            header += [f"{d}: ours"] + ([f"{d}: paper"] if paper else [])
+        rows = []
+        for m in methods:
+            cells = [registry.get(m).label]
+            for d in datasets:
+                rate, n = self.failure_rate(m, d)
+                cells.append(f"{rate:.0f} % (n={n})" if n else "–")
+                if paper:
+                    value = paper.get(d, {}).get(m)
+                    cells.append("–" if value is None else f"{value:.1f} %")
+            rows.append(cells)
+        return _results.Table(header, rows)
+
     def __repr__(self) -> str:
         return f"StudyResult({self.data['study']}: {self.note()})"
 
