@@ -238,3 +238,18 @@ def test_spearman_by_hand():
     assert studies.spearman([1, 1, 1], [1, 2, 3]) is None
     with pytest.raises(ValueError):
         studies.spearman([1, 2, 3], [1, 2])
+
+
+def test_command_line_lists_and_reports_an_unstarted_study(tmp_path, capsys):
+    from dlib.studies.__main__ import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "locatello" in out and "108 models" in out
+    assert main(["status", "beta_vae", "--scale", "quick", "--storage", str(tmp_path)]) == 0
+    info = capsys.readouterr().out
+    assert '"started": false' in info and '"planned_models": 3' in info
+    with pytest.raises(FileNotFoundError, match="run it first"):
+        studies.export("beta_vae", scale="quick", storage=tmp_path, out=tmp_path / "out")
+    with pytest.raises(SystemExit):
+        main(["run", "no_such_study"])
