@@ -138,3 +138,19 @@ def test_an_interrupted_study_resumes_and_trains_only_the_rest(cluster, tmp_path
     assert kept == done[0]  # the finished model was not trained again
     index = json.loads((tmp_path / "b" / "t_resume" / "index.json").read_text())
     assert len(index["provenance"]["runs"]) == 2  # both sessions are on record
+
+
+def test_seeds_batched_in_one_trial_equal_separate_trials(retried, tmp_path):
+    """``seeds_per_trial=2``: one trial trains both seeds with the batched engine; the models'
+    scores equal those of the separate (retried) trials."""
+    base, _ = retried
+    study = _study("t_batched")
+    info = studies.run(study, scale=TINY, storage=tmp_path / "ray", checkpoint_every=3,
+                       seeds_per_trial=2, verbose=0)
+    assert info["trials"] == 1 and info["finished_models"] == 2
+    studies.export(study, scale=TINY, storage=tmp_path / "ray", out=tmp_path / "out")
+    batched = {r["seed"]: r for r in studies.load("t_batched", root=tmp_path / "out").runs}
+    separate = {r["seed"]: r for r in studies.load("t_retry", root=base / "out").runs}
+    for seed in (0, 1):
+        for key, value in separate[seed]["scores"].items():
+            assert batched[seed]["scores"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
