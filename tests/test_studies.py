@@ -36,6 +36,8 @@ def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
         studies.get("nope")
     with pytest.raises(ValueError, match="unknown method"):
         studies.Arm("vae_gan")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        studies.Study("x", "x", (studies.Arm("beta_vae"),), datasets=("mnist",))
     with pytest.raises(ValueError, match="unknown evaluators"):
         studies.Study("x", "x", (studies.Arm("beta_vae"),), evaluators=("nothing",))
 

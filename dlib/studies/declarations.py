@@ -66,7 +66,15 @@ class Study:
             raise ValueError(f"study {self.name!r} needs methods, seeds and datasets")
         if not 0 < self.step_fraction <= 1:
             raise ValueError(f"study {self.name!r}: step_fraction must lie in (0, 1]")
+        from dlib.data import DATASETS
         from dlib.studies.evaluators import EVALUATORS
+
+        for dataset in self.datasets:
+            name, _, variant = dataset.partition(":")
+            if name not in DATASETS or variant not in ("", "correlated", "independent"):
+                raise ValueError(f"study {self.name!r}: unknown dataset {dataset!r}; use a name "
+                                 f"of {sorted(DATASETS)}, optionally with :correlated or "
+                                 ":independent")
 
         unknown = [e for e in self.evaluators if e not in EVALUATORS]
         if unknown:
