@@ -30,19 +30,13 @@ from typing import Any
 import torch
 
 from dlib import config
-from dlib.methods import build
+from dlib.methods import registry
 from dlib.methods.base import Method
 
 METHODS = ("beta_vae", "beta_tc_vae", "factor_vae")
-#: the swept hyperparameter of each benchmarked method and the values the batched run cycles
-SWEEPS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "beta_vae": ("beta", (1, 2, 4, 6, 8, 16)),
-    "beta_tc_vae": ("beta", (1, 2, 4, 6, 8, 10)),
-    "factor_vae": ("gamma", (10, 20, 30, 40, 50, 100)),
-    "annealed_vae": ("c_max", (5, 10, 25, 50, 75, 100)),
-    "dip_vae_i": ("lambda_od", (1, 2, 5, 10, 20, 50)),
-    "dip_vae_ii": ("lambda_od", (1, 2, 5, 10, 20, 50)),
-}
+#: the methods that can be benchmarked: those with a study grid (the batched run cycles through
+#: the grid's values of the swept hyperparameter, see :mod:`dlib.methods.registry`)
+SWEPT = registry.STUDY_METHODS
 
 
 def _sync(dev: torch.device) -> None:
@@ -51,8 +45,9 @@ def _sync(dev: torch.device) -> None:
 
 
 def _make(name: str, seed: int, index: int, image_shape: tuple[int, int, int]) -> Method:
-    field, values = SWEEPS[name]
-    return build(name, image_shape, seed=seed, **{field: float(values[index % len(values)])})
+    spec = registry.get(name)
+    value = float(spec.grid[index % len(spec.grid)])
+    return registry.build(name, image_shape, seed=seed, **{str(spec.swept): value})
 
 
 def time_eager(name: str, dd: Any, batch_size: int, warmup: int, steps: int) -> float:
@@ -224,8 +219,8 @@ def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int
         before = cpu_limit(repeats=max(3, repeats), batch_size=batch_size,
                            image_shape=tuple(dd.data.image_shape))
     for name in methods:
-        if name not in SWEEPS:
-            raise ValueError(f"unknown method {name!r}; choose from {sorted(SWEEPS)}")
+        if name not in SWEPT:
+            raise ValueError(f"unknown method {name!r}; choose from {sorted(SWEPT)}")
         per_step = _make(name, 0, 0, tuple(dd.data.image_shape)).batch_multiplier
         runs = [("eager", 1), ("fast", 1), ("batched", models)]
         base = None
@@ -321,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="a seconds-long CPU dry run (tiny sizes; the numbers are no result)")
     ap.add_argument("--methods", default=",".join(METHODS),
-                    help=f"comma-separated, from {sorted(SWEEPS)}")
+                    help=f"comma-separated, from {sorted(SWEPT)}")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--models", type=int, default=16, help="N of the batched run")
     ap.add_argument("--steps", type=int, default=500, help="timed iterations per measurement")

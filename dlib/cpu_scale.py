@@ -101,7 +101,7 @@ def train_and_score(
     from dlib.methods import build
     from dlib.metrics.encoded import EncodedData, encode_dataset, score_suite
     from dlib.plots import kl_order, traversal_images
-    from dlib.study import _recon_and_kl
+    from dlib.studies.evaluators import recon_and_kl
     from dlib.train import fit
 
     if threads is not None:
@@ -151,7 +151,7 @@ def train_and_score(
     r2 = factor_latent_r2(codes.mean, tuple(data.factor_sizes))
     obs = data.sample_observations(10_000, np.random.RandomState(1))
     images = torch.as_tensor(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float()
-    recon, _ = _recon_and_kl(model, images, 0)
+    recon, _ = recon_and_kl(model, images, 0)
     order = [int(i) for i in kl_order(kl)]
     probe = data.observe(data.images_from_classes(torch.tensor([[0, 5, 0, 16, 16]]), "cpu"))
     trav = traversal_images(model, probe, order, np.linspace(-2.0, 2.0, 9))

@@ -249,7 +249,7 @@ def save(name: str, payload: dict[str, Any], provenance: dict[str, Any],
          ) -> Path:
     """Write ``<root>/<name>.json`` (payload + provenance) and ``<name>.npz`` (arrays), atomically.
 
-    ``name`` may contain ``/`` (a sub-folder such as ``part3/beta_vae``).
+    ``name`` may contain ``/`` (a sub-folder such as ``beta_vae/index``).
     """
     if "provenance" in payload:
         raise ValueError("the payload must not contain a 'provenance' key")

@@ -82,6 +82,11 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
     "mig": {"num_train": 500},
     "dci": {"num_train": 500, "num_test": 250},
     "sap": {"num_train": 500, "num_test": 250},
+    "beta_vae": {"batch_size": 16, "num_train": 100, "num_eval": 50},
+    "irs": {"num_train": 200},
+    "translation": {"num_train": 32, "num_test": 32, "steps": 3},
+    "recon": {"num": 256},  # held-out images of the reconstruction error and KL
+    "nmi_trace": {"num": 300, "points": 3},  # DEFT's max-m NMI trace over training
 }
 
 SCALES: dict[str, Scale] = {

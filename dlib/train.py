@@ -252,37 +252,66 @@ def fit(
 
 
 def fit_in_stages(
-    method: Method,
+    method: Method | Sequence[Method],
     data: Any,
     stops: Sequence[int],
     at_stop: Callable[[int], None],
     *,
+    checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    resume: bool = False,
     workdir: str | os.PathLike | None = None,
     checkpoint_name: str = "stages.pt",
+    trainer: Callable[..., Any] | None = None,
     **fit_options: Any,
-) -> History:
+) -> Any:
     """Train to each step count in ``stops`` in turn, calling ``at_stop(step)`` after each.
 
-    Every stage resumes from a checkpoint in ``workdir`` (a temporary folder by default), so the
-    weights are those of one uninterrupted ``fit(method, data, stops[-1], ...)``; only the
-    history's logging points differ (each stage also logs at its last step). ``stops`` must be
-    non-negative and strictly increasing (include 0 to measure the untrained model);
-    ``fit_options`` go to :func:`fit`. Returns the last stage's history.
+    dlib's one staged-training loop: the chapters' measurements during training, the NMI
+    traces of DEFT, the covariance snapshots of DIP-VAE and every study trial
+    (:mod:`dlib.studies`) train and measure through it. Every stage resumes from a checkpoint
+    (``checkpoint``, else ``workdir/checkpoint_name``, else a temporary file), so the weights
+    are those of one uninterrupted ``fit(method, data, stops[-1], ...)``; only the history's
+    logging points differ (each stage also logs at its last step). ``stops`` must be
+    non-negative and strictly increasing (include 0 to measure the untrained model).
+
+    A fresh run refuses an existing checkpoint; ``resume=True`` continues from it instead, and
+    stops at or below the step it holds are skipped (``at_stop`` is not called for them).
+    ``trainer`` replaces :func:`fit` (same arguments; :func:`dlib.engine.fit_many` wrapped to
+    take a list of methods and of checkpoints trains several models through the same stages);
+    ``fit_options`` go to it. Returns the last stage's history.
     """
     stops = [int(s) for s in stops]
     if not stops:
         raise ValueError("eval_steps is empty")
     if stops[0] < 0 or any(b <= a for a, b in zip(stops, stops[1:], strict=False)):
         raise ValueError(f"eval_steps must be non-negative and strictly increasing, got {stops}")
-    if int(method.step) > stops[0]:
-        raise ValueError(f"the method has already taken {int(method.step)} steps, more than the "
-                         f"first evaluation step {stops[0]}")
-    history = History()
+    methods = list(method) if isinstance(method, (list, tuple)) else [method]
+    train = trainer or fit
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(workdir or tmp) / checkpoint_name
-        if ckpt.exists():
-            raise FileExistsError(f"{ckpt} exists: use an empty workdir")
-        for step in stops:
-            history = fit(method, data, step, checkpoint=ckpt, **fit_options)
+        if checkpoint is not None:
+            ckpt: Any = ([Path(c) for c in checkpoint] if isinstance(checkpoint, (list, tuple))
+                         else Path(checkpoint))
+        else:
+            ckpt = Path(workdir or tmp) / checkpoint_name
+        paths = ckpt if isinstance(ckpt, list) else [ckpt]
+        existing = [p for p in paths if p.exists()]
+        if existing and not resume:
+            raise FileExistsError(f"{existing[0]} exists: use an empty workdir (or resume=True)")
+        done = -1
+        if existing:  # the step the checkpoint holds: stages up to it are finished
+            done = min(int(torch.load(p, map_location="cpu", weights_only=False)["step"])
+                       for p in existing) if len(existing) == len(paths) else -1
+        first = min(int(m.step) for m in methods)
+        if done < 0 and first > stops[0]:
+            raise ValueError(f"the method has already taken {first} steps, more than the "
+                             f"first evaluation step {stops[0]}")
+        history: Any = None
+        todo = [s for s in stops if s > done]
+        if done >= 0 and todo:  # reload the checkpoint (no step is taken) before the next stage
+            history = train(method, data, done, checkpoint=ckpt, **fit_options)
+        for step in todo:
+            history = train(method, data, step, checkpoint=ckpt, **fit_options)
             at_stop(step)
+        if history is None:  # every stop was done already: load the final state
+            history = train(method, data, stops[-1], checkpoint=ckpt, **fit_options)
     return history

@@ -320,3 +320,14 @@ def test_bench_quick_writes_numbers_with_provenance(tmp_path, capsys):
     assert rec["rows"][0]["vs_eager"] == 1.0
     assert "beta_vae" in dlib.bench.table(rec) and "vs eager" in capsys.readouterr().out
     assert dlib.bench.load(tmp_path / "absent.json") is None
+
+
+def test_every_study_method_of_the_registry_has_a_kernel():
+    """The registry's grid methods are what the studies batch: each has a batched kernel."""
+    from dlib.methods import registry
+
+    for name in registry.STUDY_METHODS:
+        spec = registry.get(name)
+        m = registry.build(name, (1, 64, 64), **registry.run_options(name),
+                           **{str(spec.swept): float(spec.grid[0])})
+        assert kernel_for(m) is not None, name

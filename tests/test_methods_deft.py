@@ -2,7 +2,6 @@
 test and max-m NMI tracking — each checked against an independent computation."""
 
 import copy
-import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -446,56 +445,6 @@ def test_track_nmi_follows_one_straight_fit(dsprites_small):
     assert copy.deepcopy(trace.history["stage"]).tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
 
 
-# ---- the results command (CPU, tiny) ------------------------------------------------------------
-def test_study_plans_follow_table_1_and_the_study_protocol():
-    from dlib import deft_study
-
-    plan = deft_study.method_plan("deft", "dsprites")
-    assert plan["steps"] == 264_960 and plan["stage_ends"] == [23_040, 46_080, 92_160, 264_960]
-    assert deft_study.method_plan("deft", "color_dsprites", 0.5)["options"]["stage_steps"] == (
-        11_520, 11_520, 23_040, 86_400)
-    for name in deft_study.BASELINES:
-        p = deft_study.method_plan(name, "dsprites", 0.1)
-        assert p["steps"] == 30_000
-        m = deft_study._build(name, "dsprites", p, 2, (1, 64, 64), 737_280)
-        assert m.config.seed == 2
-        for key, value in p["options"].items():
-            assert getattr(m.config, key) == value
-    assert deft_study.method_plan("annealed_vae", "dsprites", 0.1)["options"][
-        "iteration_threshold"] == 10_000
-    assert deft_study.PAPER_TABLE2["dsprites"]["deft"] == 8.0
-    assert deft_study.PAPER_TABLE2["color_dsprites"]["dip_vae_ii"] == 89.3
-    assert deft_study.command(seeds=[0, 1], scale=0.1) == (
-        "python -m dlib.deft_study run --seeds 0 1 --scale 0.1")
-    with pytest.raises(ValueError, match="unknown method"):
-        deft_study.method_plan("vq_vae", "dsprites")
-
-
-def test_study_command_runs_tiny_on_cpu_with_provenance(tmp_path, monkeypatch):
-    from dlib import deft_study
-
-    monkeypatch.setenv("DLIB_PROFILE", "full")  # the environment's default is not what ran
-    kw = dict(datasets=["dsprites"], methods=["deft"], seeds=[0], scale=1e-4,
-              work=tmp_path / "work", out=tmp_path / "out", profile="quick", show_progress=False)
-    res = deft_study.run(command_line="tiny", **kw)
-    assert (tmp_path / "out" / "deft.json").exists()
-    for key in ("command", "commit", "device", "torch", "started_utc", "wall_s"):
-        assert key in res.provenance
-    assert res.provenance["command"] == "tiny" and res.provenance["profile"] == "quick"
-    (run,) = res.runs
-    assert run["steps"] == 26 and run["stage_ends"] == [2, 4, 9, 26]
-    assert len(run["stage_mig"]) == 4 and run["mig"] == run["stage_mig"][-1]
-    assert run["failed"] == (run["mig"] < 0.1)
-    assert np.asarray(run["trace"]["max1"]).shape == (len(run["trace"]["step"]), 5)
-    assert res.failure_rate("deft", "dsprites") == (100.0 * run["failed"], 1)
-    assert res.stage_migs("dsprites").shape == (1, 4)
-    assert "Steps scaled by 0.0001" in res.note() and "DEFT" in repr(res.table())
-    again = deft_study.run(command_line="again", **kw)  # finished runs are not retrained
-    assert again.runs == res.runs
-    assert deft_study.load(tmp_path / "out").runs == res.runs
-    assert deft_study.load(tmp_path / "nothing") is None
-
-
 # ---- CUDA (never run in a CPU session) ---------------------------------------------------------
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -516,46 +465,6 @@ def test_deft_on_cuda_switches_stages_and_matches_the_cpu_schedule():
     np.testing.assert_allclose(out["max1"], max_m_nmi(codes, probe.factors, 1))
 
 
-@pytest.mark.slow  # three tiny DEFT runs with their evaluations (~30 s on a shared CPU)
-@pytest.mark.parametrize("where", ["mig", "fit"])
-def test_study_run_resumes_an_interrupted_model_exactly(tmp_path, monkeypatch, where):
-    """Interrupted inside the MIG evaluation (the checkpoint is newer than the partial record:
-    restart from scratch) or before the last segment (resume after the last record)."""
-    import dlib.train
-    from dlib import deft_study
-
-    data = load("dsprites")
-    dd = data.to_device("cpu", num=256, seed=0)
-    kw = dict(scale=1e-4, num_trace=3, mig_train=200, probe_num=200)
-    straight = deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "a", **kw)
-    calls = {"n": 0}
-    original_mig, original_fit = deft_study._mig, dlib.train.fit
-
-    def bad_mig(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:  # at the end of the third stage
-            raise KeyboardInterrupt
-        return original_mig(*args, **kwargs)
-
-    def bad_fit(method, data, steps, **kwargs):
-        if steps == 26:  # the last segment (targets 2, 4, 9, 17, 26)
-            raise KeyboardInterrupt
-        return original_fit(method, data, steps, **kwargs)
-
-    if where == "mig":
-        monkeypatch.setattr(deft_study, "_mig", bad_mig)
-    else:
-        monkeypatch.setattr(dlib.train, "fit", bad_fit)
-    with pytest.raises(KeyboardInterrupt):
-        deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "b", **kw)
-    partial = json.loads(next((tmp_path / "b").glob("*.partial.json")).read_text())
-    assert partial["step"] == (4 if where == "mig" else 17)
-    monkeypatch.undo()
-    resumed = deft_study.run_one("deft", "dsprites", 0, dd, data, work=tmp_path / "b", **kw)
-    assert resumed == straight
-    assert not list((tmp_path / "b").iterdir())  # checkpoint and partial record removed
-
-
 def test_factor_thresholds_runs_every_repeat_on_the_requested_device():
     data = load("dsprites")
     out = factor_thresholds(data, "scale", 2, 4, random_state=0, batch_size=8, log_every=1,
@@ -563,18 +472,3 @@ def test_factor_thresholds_runs_every_repeat_on_the_requested_device():
     assert out.shape == (2,)
 
 
-@pytest.mark.slow  # two tiny DEFT runs
-def test_study_shards_split_the_plan_and_a_last_call_collects(tmp_path):
-    from dlib import deft_study
-
-    kw = dict(datasets=["dsprites"], methods=["deft"], seeds=[0, 1], scale=1e-4,
-              work=tmp_path / "work", out=tmp_path / "out", profile="quick", show_progress=False)
-    first = deft_study.run(shard="0/2", **kw)
-    assert [r["seed"] for r in first.runs] == [0] and not first.data["complete"]
-    assert "Partial: 1 of 2" in first.note()
-    second = deft_study.run(shard="1/2", **kw)
-    assert sorted(r["seed"] for r in second.runs) == [0, 1] and second.data["complete"]
-    collected = deft_study.run(**kw)  # trains nothing, rewrites the result
-    assert collected.runs == second.runs
-    with pytest.raises(ValueError, match="shard"):
-        deft_study.run(shard="2/2", **kw)

@@ -8,7 +8,7 @@ from torch import nn
 from dlib.data import load
 from dlib.methods import (
     DIPVAE,
-    STUDY_GRIDS,
+    STUDY_METHODS,
     AnnealedVAE,
     BetaTCVAE,
     FactorVAE,
@@ -182,9 +182,9 @@ def test_factor_vae_trains_through_the_engine():
         FactorVAE((1, 64, 64), permute="other")
 
 
-# ---- presets -------------------------------------------------------------------------------------
+# ---- registry ---------------------------------------------------------------------------------
 def test_study_grids():
-    assert set(STUDY_GRIDS) == {"beta_vae", "annealed_vae", "factor_vae", "dip_vae_i",
+    assert set(STUDY_METHODS) == {"beta_vae", "annealed_vae", "factor_vae", "dip_vae_i",
                                 "dip_vae_ii", "beta_tc_vae"}
     assert [c.beta for c in study_grid("beta_tc_vae")] == [1, 2, 4, 6, 8, 10]
     assert [c.beta for c in study_grid("beta_vae")] == [1, 2, 4, 6, 8, 16]
@@ -197,6 +197,8 @@ def test_study_grids():
     assert isinstance(m, DIPVAE) and m.config.dip_type == "ii" and m.lambda_d == 20.0
     with pytest.raises(ValueError, match="unknown method"):
         build("vae_gan", (1, 64, 64))
+    with pytest.raises(ValueError, match="no study grid"):
+        study_grid("infogan")
 
 
 # ---- beta-TCVAE ----------------------------------------------------------------------------------

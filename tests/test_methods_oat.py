@@ -1,6 +1,5 @@
 """OAT (one factor at a time): each piece against an independent computation."""
 
-import json
 import math
 
 import numpy as np
@@ -12,7 +11,6 @@ from dlib.methods import OAT, OATConfig
 from dlib.methods.oat import (
     beta_schedule,
     intervene,
-    main,
     masked_kl,
     saturation_rule,
     schedule_for,
@@ -222,24 +220,6 @@ def test_saturation_rule_min_kl_and_patience():
         OAT((1, 64, 64), min_dim_steps=100, max_dim_steps=50)
 
 
-def test_command_line_options_reach_the_config_and_keep_their_own_runs(tmp_path):
-    out = tmp_path / "oat.json"
-    base = ["--seeds", "1", "--steps", "4", "--out", str(out), "--work", str(tmp_path / "w"),
-            "--profile", "quick", "--batch-size", "4", "--no-progress"]
-    assert main([*base, "--option", "saturation_min_kl=0.5", "--option", "max_dim_steps=4"]) == 0
-    data = json.loads(out.read_text())
-    assert data["options"]["saturation_min_kl"] == 0.5 and data["options"]["max_dim_steps"] == 4
-    assert data["runs"][0]["config"]["saturation_min_kl"] == 0.5
-    assert "--option saturation_min_kl=0.5" in data["provenance"]["command"]
-    evals = sorted(p.name for p in (tmp_path / "w").glob("*.eval.json"))
-    assert main(base) == 0  # the default run does not reuse the variant's files
-    assert len(sorted(p.name for p in (tmp_path / "w").glob("*.eval.json"))) == len(evals) + 1
-    with pytest.raises(SystemExit):
-        main([*base, "--option", "no_such_field=1"])
-    with pytest.raises(SystemExit):
-        main([*base, "--option", "saturation_min_kl=not a literal"])
-
-
 def test_switching_on_a_scripted_kl_sequence():
     """Feed scripted running KLs to the method's buffers; dimensions switch on exactly when the
     plain-Python rule says so."""
@@ -425,32 +405,6 @@ def test_schedule_for_and_bad_config():
         OAT((1, 64, 64), gamma=3.0)
     with pytest.raises(ValueError):
         schedule_for(0)
-
-
-def test_command_line_writes_results_with_provenance(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLIB_PROFILE", "full")  # --profile quick below must be what is recorded
-    out = tmp_path / "res" / "oat.json"
-    argv = ["--seeds", "2", "--steps", "6", "--out", str(out), "--work", str(tmp_path / "w"),
-            "--profile", "quick", "--batch-size", "4", "--no-progress"]
-    assert main(argv) == 0
-    data = json.loads(out.read_text())
-    prov = data["provenance"]
-    for key in ("command", "commit", "device", "torch", "started_utc", "wall_s"):
-        assert key in prov
-    assert prov["command"].startswith("python -m dlib.oat_study --seeds 2 --steps 6")
-    assert prov["profile"] == "quick"
-    assert data["seeds"] == [0, 1] and len(data["runs"]) == 2
-    for name in ("factor_vae", "mig", "dci", "beta_vae"):
-        s = data["summary"]["z1"][name]
-        vals = [r["scores"]["z1"][name] for r in data["runs"]]
-        assert s["n"] == 2 and s["mean"] == pytest.approx(np.mean(vals))
-        assert all(-1e-9 <= v <= 1.0 + 1e-9 for v in vals)
-    arrays = np.load(out.with_suffix(".npz"))
-    assert arrays["traversal_seed0"].dtype == np.uint8
-    # a second call finds the per-seed evaluations and returns the same numbers
-    assert main(argv) == 0
-    again = json.loads(out.read_text())
-    assert again["summary"] == data["summary"]
 
 
 # ---- GPU ----------------------------------------------------------------------------------------

@@ -6,9 +6,12 @@
 #
 #   tools/on_device.sh check                  # GPU tests + benchmark  → $OUT/gpu_tests.log,
 #                                             #   $OUT/bench.json, $OUT/bench_loop.json
-#   tools/on_device.sh study NAME [ARGS…]     # python -m dlib.study run NAME, resumable in
-#                                             #   .work/ while the machine stays warm → $OUT/results.tgz
-#   tools/on_device.sh module MODULE [ARGS…]  # e.g. dlib.oat_study --seeds 5 … → $OUT/results.tgz
+#   tools/on_device.sh study NAME [--scale S --seeds … --steps N]  # run, then export NAME;
+#                                             #   Ray's experiment in .work/studies resumes while the
+#                                             #   machine stays warm → $OUT/results.tgz. Needs Ray on
+#                                             #   the machine (its wheel, ~80 MB, is larger than what
+#                                             #   a lent machine gets carried: see the README)
+#   tools/on_device.sh module MODULE [ARGS…]  # e.g. dlib.bench --json book/results/bench.json
 #   tools/on_device.sh chapter FILE.md …      # execute chapters in the full profile → $OUT/chapters.tgz
 #
 # BUDGET (seconds, default 540) stops a long step in time for its files to come back; the
@@ -29,9 +32,8 @@ if [[ -d .whl && ! -f /tmp/site/.dlib-wheels ]]; then
 fi
 export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-pack_results() {  # the results folder and the per-model evaluations (no checkpoints)
-    tar -czf "$OUT/results.tgz" book/results $(find .work -name '*.json' 2>/dev/null) \
-        2>/dev/null || true
+pack_results() {  # the results folder (exported studies: no checkpoints)
+    tar -czf "$OUT/results.tgz" book/results 2>/dev/null || true
 }
 
 step=${1:-}
@@ -48,7 +50,9 @@ case "$step" in
             --json "$OUT/bench_loop.json" 2>&1 | tee -a "$OUT/bench.log"
         ;;
     study)
-        timeout "$BUDGET" python3 -m dlib.study run "$@" --work .work/study --no-progress 2>&1 \
+        timeout "$BUDGET" python3 -m dlib.studies run "$@" --storage "$PWD/.work/studies" 2>&1 \
+            | tee -a "$OUT/run.log"
+        python3 -m dlib.studies export "$@" --storage "$PWD/.work/studies" 2>&1 \
             | tee -a "$OUT/run.log"
         pack_results
         ;;

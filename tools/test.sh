@@ -63,7 +63,8 @@ nbval_chapters() {
 }
 
 unit_tests() {  # two workers on two cores: one BLAS thread each. GPU tests skip without CUDA.
-  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} pytest_ tests -n 2
+  # --dist loadgroup: the Ray tests (one xdist group) share one worker and one local Ray cluster
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} pytest_ tests -n 2 --dist loadgroup
 }
 
 if ! stage "set-up" dlib_setup; then

@@ -128,14 +128,13 @@ def fit_tracking_covariances(
     log_every: int | None = None,
     show_progress: bool = False,
 ) -> CovarianceTrace:
-    """Train ``method`` to ``steps`` with :func:`dlib.train.fit`, measuring the covariances of
-    its code on ``probe`` images before training and at ``snapshots`` evenly spaced steps.
+    """Train ``method`` to ``steps``, measuring the covariances of its code on ``probe`` images
+    before training and at ``snapshots`` evenly spaced steps.
 
-    Training runs in ``snapshots`` consecutive calls of ``fit``; call ``k`` draws its batches
-    with seed ``1000·seed + k`` (a fresh stream per stretch, so that no batch sequence is
-    repeated). The returned history joins the stretches.
+    The stages are :func:`dlib.train.fit_in_stages`' (each resumes from a checkpoint), so the
+    weights are those of one uninterrupted ``fit(method, data, steps, seed=seed, ...)``.
     """
-    from dlib.train import History, fit
+    from dlib.train import fit_in_stages
 
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -144,24 +143,19 @@ def fit_tracking_covariances(
     if probe.dim() != 4 or len(probe) < 2:
         raise ValueError(f"probe must hold at least two images (N, C, H, W), got "
                          f"{tuple(probe.shape)}")
-    ends = np.unique(np.linspace(0, steps, snapshots + 1).round().astype(int))[1:]
-    start = int(method.step)
-    if start > 0:
+    if int(method.step) > 0:
         raise ValueError("fit_tracking_covariances starts from an untrained method (step 0)")
-    done, covs, variances = [0], [], []
-    c, v = moment_covariances(*encoder_moments(method, probe))
-    covs.append(c)
-    variances.append(v)
-    history = History()
-    for k, end in enumerate(ends):
-        every = log_every or max(1, int(end - done[-1]) // 5)
-        part = fit(method, data, int(end), batch_size=batch_size, seed=1000 * seed + k,
-                   log_every=min(every, int(end - done[-1])), show_progress=show_progress)
-        offset = history.seconds[-1] if history.seconds else 0.0
-        for i, step in enumerate(part.steps):
-            history.append(step, offset + part.seconds[i], {n: part[n][i] for n in part.keys()})
+    stops = [0, *np.unique(np.linspace(0, steps, snapshots + 1).round().astype(int))[1:]]
+    covs, variances = [], []
+
+    def measure(step: int) -> None:
         c, v = moment_covariances(*encoder_moments(method, probe))
         covs.append(c)
         variances.append(v)
-        done.append(int(end))
-    return CovarianceTrace(done, np.stack(covs), np.stack(variances), history)
+
+    every = log_every or max(1, int(steps) // (5 * snapshots))
+    history = fit_in_stages(method, data, stops, measure, checkpoint_name="covariances.pt",
+                            batch_size=batch_size, seed=seed, log_every=every,
+                            show_progress=show_progress)
+    return CovarianceTrace([int(s) for s in stops], np.stack(covs), np.stack(variances),
+                           history)

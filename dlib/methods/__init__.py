@@ -1,4 +1,7 @@
-"""Training methods, one module each; every method is a :class:`Method` the engine can train."""
+"""Training methods, one module each; every method is a :class:`Method` the engine can train.
+
+:mod:`dlib.methods.registry` names them all (class, fixed options, the study's grid).
+"""
 
 from dlib.methods.aae import AAE, AAEConfig, FactorVAEPrior, FactorVAEPriorConfig
 from dlib.methods.annealed import AnnealedVAE, AnnealedVAEConfig, capacity
@@ -9,7 +12,7 @@ from dlib.methods.factor import FactorVAE, FactorVAEConfig, permute_dims
 from dlib.methods.infogan import InfoGAN, InfoGANConfig
 from dlib.methods.intervention import Intervention, InterventionConfig
 from dlib.methods.oat import OAT, OATConfig
-from dlib.methods.presets import STUDY_GRIDS, build, study_grid
+from dlib.methods.registry import STUDY_METHODS, build, study_grid
 from dlib.methods.tcvae import BetaTCVAE, BetaTCVAEConfig
 from dlib.methods.vae import (
     VAE,
@@ -48,7 +51,7 @@ __all__ = [
     "InterventionConfig",
     "FactorVAEConfig",
     "permute_dims",
-    "STUDY_GRIDS",
+    "STUDY_METHODS",
     "build",
     "study_grid",
     "Method",

@@ -36,9 +36,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -636,10 +634,11 @@ def track_nmi(method: Method, data: Any, steps: int, every: int, *, probe: NMIPr
               include_start: bool = True) -> NMITrace:
     """Train with :func:`dlib.train.fit` up to ``steps``, probing max-m NMI every ``every`` steps.
 
-    Training is split into segments that resume from a checkpoint (a temporary file unless
-    ``checkpoint`` is given), so the trajectory is exactly that of one ``fit(..., steps)`` call.
+    The stages are :func:`dlib.train.fit_in_stages`' (each resumes from a checkpoint, a
+    temporary file unless ``checkpoint`` is given), so the trajectory is exactly that of one
+    ``fit(..., steps)`` call.
     """
-    from dlib.train import fit
+    from dlib.train import fit_in_stages
 
     if every < 1 or steps < 1:
         raise ValueError("steps and every must be positive")
@@ -647,20 +646,14 @@ def track_nmi(method: Method, data: Any, steps: int, every: int, *, probe: NMIPr
     if every % log_every:
         raise ValueError("every must be a multiple of log_every")
     probe = probe or NMIProbe(data, seed=seed)
+    start = int(method.step)
+    stops = [start] if include_start and start == 0 else []
+    stops += [t for t in range(start + every, steps, every)] + [steps]
     rows: list[tuple[int, dict[str, Any]]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(checkpoint) if checkpoint is not None else Path(tmp) / "track.pt"
-        if include_start and int(method.step) == 0:
-            rows.append((0, probe(method)))
-        targets = list(range(int(method.step) + every, steps, every)) + [steps]
-        hist = None
-        for target in targets:
-            if target <= int(method.step):
-                continue
-            hist = fit(method, data, target, batch_size=batch_size, seed=seed,
-                       log_every=log_every, checkpoint=path, checkpoint_every=None,
-                       show_progress=show_progress)
-            rows.append((target, probe(method)))
+    hist = fit_in_stages(method, data, stops, lambda step: rows.append((step, probe(method))),
+                         checkpoint=checkpoint, checkpoint_name="track.pt",
+                         batch_size=batch_size, seed=seed, log_every=log_every,
+                         checkpoint_every=None, show_progress=show_progress)
     return NMITrace(np.array([r[0] for r in rows]), np.stack([r[1]["max1"] for r in rows]),
                     np.stack([r[1]["max2"] for r in rows]), np.array([r[1]["mig"] for r in rows]),
                     probe.factor_names, hist)

@@ -67,15 +67,8 @@ Choices where the paper is silent (each documented in :class:`OATConfig`):
 
 from __future__ import annotations
 
-import argparse
-import ast
-import hashlib
-import json
 import math
-import shlex
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -98,9 +91,6 @@ __all__ = [
     "masked_kl",
     "schedule_for",
     "scripted_peeling",
-    "evaluate",
-    "run",
-    "main",
 ]
 
 PHASE_PRETRAIN, PHASE_OAT, PHASE_STOPPED = 0, 1, 2
@@ -544,19 +534,7 @@ def scripted_peeling(steps: int = 4_000, factors: tuple[float, ...] = (3.5, 2.5,
     return {"kl_z1": kl1, "kl_z2": kl2, "n_active": n_active, "beta": beta, "method": m}
 
 
-# ---- the ≥ 5-seed experiment (command line) ----------------------------------------------
-RESULT_NAME = "oat"
-
-#: metric options in the quick profile: a smoke test of the pipeline, never a result
-_QUICK_METRICS: dict[str, dict[str, Any]] = {
-    "factor_vae": {"num_train": 100, "num_eval": 50, "num_variance_estimate": 500},
-    "mig": {"num_train": 500},
-    "dci": {"num_train": 500, "num_test": 250},
-    "beta_vae": {"batch_size": 16, "num_train": 100, "num_eval": 50},
-}
-SCORES = ("factor_vae", "mig", "dci", "beta_vae")
-
-
+# ---- a schedule for a run length ------------------------------------------------------------
 def schedule_for(steps: int, num_z1: int = 10) -> dict[str, int]:
     """Schedule options for a run of ``steps`` iterations (the paper gives none).
 
@@ -574,176 +552,3 @@ def schedule_for(steps: int, num_z1: int = 10) -> dict[str, int]:
     return {"pretrain_steps": pre, "beta_ramp_steps": max(1, steps - pre),
             "check_every": check,
             "min_dim_steps": max(2 * check, (steps - pre) // (2 * num_z1))}
-
-
-def metric_options(profile: str) -> dict[str, dict[str, Any]]:
-    """The study's metric settings in ``full``; small samples in ``quick``."""
-    if profile == "full":
-        return {name: {} for name in SCORES}
-    return {name: dict(opts) for name, opts in _QUICK_METRICS.items()}
-
-
-def evaluate(method: OAT, data: Any, profile: str, seed: int = 0,
-             which: str = "z1") -> dict[str, float]:
-    """FactorVAE score, MIG, DCI (disentanglement, completeness, informativeness) and BetaVAE
-    score of ``method`` on ``data`` (a GroundTruthData) with :func:`dlib.metrics.compute`; each
-    metric gets its own ``RandomState(seed)``. ``which``: "z1" (default) or "z" (z1 and z2)."""
-    from dlib.metrics import compute
-    from dlib.metrics.utils import torch_representation
-
-    if which not in ("z1", "z"):
-        raise ValueError(f"which must be 'z1' or 'z', got {which!r}")
-    method.eval()
-    dev = next(method.parameters()).device
-    fn = method.represent if which == "z1" else method.represent_all
-    represent = torch_representation(fn, device=dev)
-    opts = metric_options(profile)
-    out: dict[str, float] = {}
-    r = compute("factor_vae", data, represent, np.random.RandomState(seed), **opts["factor_vae"])
-    out["factor_vae"] = float(r["eval_accuracy"])
-    r = compute("mig", data, represent, np.random.RandomState(seed), **opts["mig"])
-    out["mig"] = float(r["discrete_mig"])
-    r = compute("dci", data, represent, np.random.RandomState(seed), **opts["dci"])
-    out["dci"] = float(r["disentanglement"])
-    out["dci_completeness"] = float(r["completeness"])
-    out["dci_informativeness"] = float(r["informativeness_test"])
-    r = compute("beta_vae", data, represent, np.random.RandomState(seed), **opts["beta_vae"])
-    out["beta_vae"] = float(r["eval_accuracy"])
-    return out
-
-
-def _summary(history: Any, max_points: int = 300) -> dict[str, list]:
-    steps = np.asarray(history.steps)
-    pick = np.unique(np.linspace(0, len(steps) - 1, min(max_points, len(steps))).round()
-                     .astype(int)) if len(steps) else np.zeros(0, int)
-    out: dict[str, list] = {"step": steps[pick].tolist()}
-    for key in history.keys():
-        values = history[key]
-        if values.ndim <= 2:
-            out[key] = values[pick].tolist()
-    return out
-
-
-def run(seeds: list[int], steps: int, out: str | Path, *, batch_size: int = 128,
-        work: str | Path | None = None, profile: str | None = None,
-        represent: tuple[str, ...] = ("z1",), log_every: int | None = None,
-        show_progress: bool = True, command_line: str | None = None,
-        **overrides: Any) -> Path:
-    """Train OAT on dSprites for each seed, evaluate, save ``out`` (JSON + NPZ of traversals).
-
-    Checkpoints and per-seed evaluations go to ``work`` (default: the dlib cache), so a run
-    interrupted by a time limit resumes where it stopped when the same command is repeated.
-    The schedule is :func:`schedule_for` (``steps``) unless ``overrides`` say otherwise.
-    """
-    from dlib import config
-    from dlib import results as _results
-    from dlib.data import load as load_data
-    from dlib.plots import traversal_images
-    from dlib.train import fit
-
-    profile = profile or config.profile()
-    out = Path(out)
-    if out.suffix != ".json":
-        raise ValueError(f"out must name a .json file, got {out}")
-    prov = _results.Provenance(command_line)
-    device = config.device()
-    data = load_data("dsprites")
-    dd = data.to_device(device, num=None if profile == "full" else 2_000, seed=0)
-    options = {**schedule_for(steps, overrides.get("num_z1", 10)), **overrides}
-    wdir = Path(work) if work else config.cache_dir() / "oat"
-    wdir.mkdir(parents=True, exist_ok=True)
-    log_every = log_every or max(1, min(1000, steps // 50))
-    runs: list[dict[str, Any]] = []
-    arrays: dict[str, np.ndarray] = {}
-    # runs with other options keep their own checkpoints and evaluations
-    variant = "" if not overrides else "_" + hashlib.sha1(
-        json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    for seed in seeds:
-        tag = f"seed{seed}_steps{steps}_bs{batch_size}_{profile}{variant}"
-        ev_path = wdir / f"{tag}.eval.json"
-        if not ev_path.exists():
-            method = OAT(tuple(data.image_shape), seed=seed, **options)
-            # a checkpoint about every 2,000 steps: a run cut off by a time limit loses little
-            every = max(log_every, (2_000 // log_every) * log_every)
-            history = fit(method, dd, steps, batch_size=batch_size, seed=seed,
-                          log_every=log_every, checkpoint=wdir / f"{tag}.pt",
-                          checkpoint_every=every, show_progress=show_progress)
-            scores = {w: evaluate(method, data, profile, seed=0, which=w) for w in represent}
-            probe = torch.as_tensor(np.ascontiguousarray(
-                data.sample_observations(1, np.random.RandomState(1))), device=device
-            ).permute(0, 3, 1, 2).float()
-            n_act = int(method.n_active)
-            trav = traversal_images(method, probe, list(range(n_act)), np.linspace(-2, 2, 9))
-            np.save(wdir / f"{tag}.traversal.npy",
-                    (trav.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
-            record = {"seed": seed, "scores": scores, "n_active": n_act,
-                      "stopped": bool(method.stopped),
-                      "switch_steps": method.switch_steps.cpu().tolist(),
-                      "stop_step": int(method.stop_step),
-                      "config": method.config_dict(), "history": _summary(history)}
-            ev_path.write_text(json.dumps(_results._jsonable(record)))
-        record = json.loads(ev_path.read_text())
-        runs.append(record)
-        arrays[f"traversal_seed{seed}"] = np.load(wdir / f"{tag}.traversal.npy")
-    summary = {}
-    for w in represent:
-        summary[w] = {}
-        for name in (*SCORES, "dci_completeness", "dci_informativeness"):
-            vals = np.array([r["scores"][w][name] for r in runs], dtype=float)
-            summary[w][name] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=0)),
-                                "n": len(vals)}
-    payload = {"method": "OAT", "dataset": "dsprites", "steps": steps,
-               "batch_size": batch_size, "seeds": list(seeds), "options": options,
-               "represent": list(represent), "metric_options": metric_options(profile),
-               "summary": summary, "runs": runs}
-    provenance = prov.finish(steps=steps, seeds=list(seeds), profile=profile)
-    return _results.save(out.stem, payload, provenance, arrays, root=out.parent)
-
-
-def command(seeds: int = 5, steps: int = 100_000, out: str = "book/results/oat.json") -> str:
-    """The shell command that produces the chapter's results."""
-    return shlex.join(["python", "-m", "dlib.oat_study", "--seeds", str(seeds),
-                       "--steps", str(steps), "--out", out])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dlib.oat_study",
-        description="Train OAT on dSprites for several seeds; save FactorVAE score, MIG, DCI "
-                    "and BetaVAE score with provenance.")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, …)")
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=128, help="the paper's 128")
-    parser.add_argument("--out", default="book/results/oat.json")
-    parser.add_argument("--work", help="folder for checkpoints and per-seed evaluations")
-    parser.add_argument("--profile", choices=["quick", "full"])
-    parser.add_argument("--represent", nargs="+", choices=["z1", "z"], default=["z1"])
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="override an OATConfig field, e.g. saturation_min_kl=1.0 "
-                             "(repeatable; values are read as Python literals)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1 or args.steps < 1:
-        parser.error("--seeds and --steps must be positive")
-    overrides = {}
-    fields = set(OATConfig.__dataclass_fields__)
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            parser.error(f"--option needs KEY=VALUE with KEY an OATConfig field, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parser.error(f"--option {key}: {value!r} is not a Python literal")
-    line = shlex.join(["python", "-m", "dlib.oat_study",
-                       *(argv if argv is not None else sys.argv[1:])])
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    path = run(seeds, args.steps, args.out, batch_size=args.batch_size, work=args.work,
-               profile=args.profile, represent=tuple(args.represent),
-               show_progress=not args.no_progress, command_line=line, **overrides)
-    data = json.loads(path.read_text())
-    print(f"wrote {path}")
-    for w, scores in data["summary"].items():
-        print(w, {k: f"{v['mean']:.3f}±{v['std']:.3f}" for k, v in scores.items()})
-    return 0

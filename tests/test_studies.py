@@ -1,0 +1,257 @@
+"""dlib.studies without Ray: declarations against the registry, the evaluators against
+independent computations, and reading an exported study. (The runner on a real Ray cluster is
+tested in test_studies_ray.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlib import results, studies
+from dlib.methods import registry
+from dlib.scales import Scale
+from dlib.studies import declarations
+from dlib.studies.evaluators import EVALUATORS, Context
+from dlib.studies.trainable import HeldOut, load_data, trial_key, trial_steps
+
+TINY = Scale("tiny", "test", steps=8, batch_size=8, num_images=64,
+             metrics={"mig": {"num_train": 64}, "recon": {"num": 16},
+                      "nmi_trace": {"num": 64, "points": 2},
+                      "translation": {"num_train": 16, "num_test": 16, "steps": 2}})
+
+
+# ---- declarations and the registry ----------------------------------------------------------
+def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
+    for name, study in studies.STUDIES.items():
+        for arm in study.arms:
+            spec = registry.get(arm.method)
+            if name.endswith("_sweep") or name.startswith("locatello"):
+                assert [s[str(spec.swept)] for s in arm.settings] == [float(v) for v in spec.grid]
+    assert studies.get("beta_vae").arms[0].settings == ({"beta": 4.0},)
+    assert studies.get("locatello").planned() == 6 * 6 * 3
+    assert {a.method for a in studies.get("locatello").arms} == set(registry.STUDY_METHODS)
+    assert studies.get("deft").planned() == 2 * 7 * 10
+    with pytest.raises(ValueError, match="unknown study"):
+        studies.get("nope")
+    with pytest.raises(ValueError, match="unknown method"):
+        studies.Arm("vae_gan")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        studies.Study("x", "x", (studies.Arm("beta_vae"),), datasets=("mnist",))
+    with pytest.raises(ValueError, match="unknown evaluators"):
+        studies.Study("x", "x", (studies.Arm("beta_vae"),), evaluators=("nothing",))
+
+
+def test_study_round_trips_through_a_dict_and_names_its_models():
+    study = studies.get("intervention")
+    assert declarations.Study.from_dict(study.to_dict()) == study
+    point = study.points()[0]
+    assert trial_key(point, 3) == "dsprites_independent-factor_vae-gamma10-seed3"
+    assert studies.setting_key({"beta": 4.0, "variant": "gan"}) == "beta=4,variant=gan"
+    assert trial_steps(studies.get("oat"), TINY) == 3  # a third of 8 steps
+    assert trial_steps(study, TINY, steps=5) == 5
+    assert studies.command("beta_vae", scale="full") == (
+        "python -m dlib.studies run beta_vae --scale full")
+
+
+def test_registry_builds_each_class_with_its_run_options():
+    from dlib.methods import AAE, DEFT, OAT, FactorVAEPrior, InfoGAN, Intervention
+
+    shape = (1, 64, 64)
+    for name, cls in [("aae", AAE), ("factor_vae_prior", FactorVAEPrior), ("infogan", InfoGAN),
+                      ("intervention", Intervention), ("oat", OAT), ("deft", DEFT)]:
+        m = registry.build(name, shape, seed=5, **registry.run_options(name, steps=3000))
+        assert type(m) is cls and m.config.seed == 5, name
+    assert registry.run_options("beta_tc_vae", dataset_size=123) == {"dataset_size": 123}
+    # DEFT: Table 1's dSprites row at batch 64 (23,040 + 23,040 + 46,080 + 172,800 steps) at the
+    # protocol's length, every stage scaled with the run
+    assert registry.run_options("deft")["stage_steps"] == (23_040, 23_040, 46_080, 172_800)
+    assert registry.run_options("deft", steps=30_000)["stage_steps"] == (2_304, 2_304, 4_608,
+                                                                         17_280)
+    assert registry.run_options("deft", dataset="color_dsprites")["pressures"] == (
+        160.0, 105.0, 30.0, 1.0)
+    assert registry.run_options("annealed_vae", steps=30_000) == {"iteration_threshold": 10_000}
+    assert registry.run_options("oat", steps=1000)["pretrain_steps"] == 100
+
+
+# ---- evaluators -------------------------------------------------------------------------------
+def _ctx(method, study=None, data=None, train=None, **kw):
+    study = study or studies.Study("t", "t", (studies.Arm("beta_vae"),), metrics=("mig",))
+    return Context(method, 0, 8, study, TINY, data, train, "dsprites", **kw)
+
+
+def test_recon_kl_equals_a_plain_computation():
+    from dlib.methods import BetaVAE
+
+    class Fixed:  # a sampler that returns fixed binary images
+        def sample_observations(self, num, random_state):
+            return (random_state.rand(num, 64, 64, 1) > 0.5).astype(np.float32)
+
+    torch.manual_seed(0)
+    m = BetaVAE((1, 64, 64), arch="fc").eval()
+    out = EVALUATORS["recon_kl"].final(_ctx(m, data=Fixed()))
+    x = torch.as_tensor(Fixed().sample_observations(16, np.random.RandomState(1))).permute(
+        0, 3, 1, 2)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        mean, logvar = m.encode(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+        nll = torch.nn.functional.binary_cross_entropy_with_logits(
+            m.decode(z), x, reduction="none").sum((1, 2, 3)).mean()
+        want_kl = (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).mean(0)
+    assert out["scores"]["recon"] == pytest.approx(float(nll), rel=1e-5)
+    np.testing.assert_allclose(out["kl"], want_kl.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_infogan_traversal_varies_one_code_per_row():
+    from dlib.methods import InfoGAN
+
+    class Blank:
+        def sample_observations(self, num, random_state):
+            return np.zeros((num, 64, 64, 1), np.float32)
+
+    m = InfoGAN((1, 64, 64), seed=0).eval()
+    trav = EVALUATORS["traversal"].final(_ctx(m, data=Blank()))["arrays"]["traversal"]
+    k = m.config.num_continuous
+    assert trav.shape == (k, 9, 1, 64, 64) and trav.dtype == np.uint8
+    _, _, z = m.sample_latents(1, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for d in (0, k - 1):
+            codes = z.repeat(9, 1)
+            codes[:, d] = torch.linspace(-1, 1, 9)
+            want = (m.generator(codes).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            np.testing.assert_array_equal(trav[d], want)
+
+
+def test_metric_scores_are_dlib_metrics_compute():
+    from dlib.methods import BetaVAE
+    from dlib.metrics import compute
+    from dlib.metrics.utils import torch_representation
+
+    data, train, evaluation = load_data("dsprites", TINY, "cpu")
+    assert evaluation is data and len(train) == 64
+    m = BetaVAE((1, 64, 64), seed=0).eval()
+    out = EVALUATORS["metrics"].final(_ctx(m, data=evaluation, train=train))
+    want = compute("mig", data, torch_representation(m.represent, device="cpu"),
+                   np.random.RandomState(0), num_train=64)
+    assert out["scores"]["mig"] == pytest.approx(want["discrete_mig"], rel=1e-9)
+    assert out["metrics"]["mig"]["discrete_mig"] == out["scores"]["mig"]
+
+
+def test_correlated_training_sets_score_on_the_held_out_test_set():
+    data, train, held = load_data("dsprites:correlated", TINY, "cpu")
+    assert isinstance(held, HeldOut) and len(held.index) <= 64 and len(train) <= 64
+    factors, obs = held.sample(5, np.random.RandomState(0))
+    rows = set(held.index.tolist())
+    assert all(int(i) in rows for i in data.classes_to_index(factors))
+    assert obs.shape == (5, 64, 64, 1)
+    with pytest.raises(ValueError, match="training set"):
+        load_data("dsprites:skewed", TINY, "cpu")
+
+
+def test_deft_trackers_measure_at_the_stage_ends_and_trace_points():
+    from dlib.methods import DEFT
+    from dlib.train import fit_in_stages
+
+    data, train, _ = load_data("dsprites", TINY, "cpu")
+    opts = registry.run_options("deft", steps=60, batch_size=8)
+    m = DEFT((1, 64, 64), seed=0, **opts)
+    study = studies.get("deft")
+    ctx = _ctx(m, study=study, data=data, train=train)
+    ctx.steps = int(sum(opts["stage_steps"]))
+    stops = {name: EVALUATORS[name].stops(ctx) for name in ("stage_mig", "nmi_trace")}
+    assert stops["stage_mig"] == np.cumsum(opts["stage_steps"]).tolist()
+    assert stops["nmi_trace"] == [ctx.steps // 2, ctx.steps]
+
+    def at_stop(step):
+        for name, at in stops.items():
+            if step in at:
+                ctx.tracks.setdefault(name, []).append((step, EVALUATORS[name].track(ctx, step)))
+
+    ctx.history = fit_in_stages(m, train, sorted(set(sum(stops.values(), []))), at_stop,
+                                batch_size=8, seed=0, log_every=1, show_progress=False)
+    stage = EVALUATORS["stage_mig"].final(ctx)
+    assert len(stage["stage_mig"]) == 4 and stage["stage_ends"] == stops["stage_mig"]
+    trace = EVALUATORS["nmi_trace"].final(ctx)["trace"]
+    assert trace["step"] == stops["nmi_trace"] and len(trace["max1"][0]) == data.num_factors
+    tail = EVALUATORS["loss_tail"].final(ctx)["scores"]
+    assert np.isfinite(tail["train_recon"]) and np.isfinite(tail["train_kl"])
+
+
+def test_oat_state_and_translation_evaluators():
+    from dlib.methods import OAT, Intervention
+
+    data, train, held = load_data("dsprites:independent", TINY, "cpu")
+    oat = OAT((1, 64, 64), seed=0, **registry.run_options("oat", steps=100))
+    state = EVALUATORS["oat_state"].final(_ctx(oat))
+    assert state["n_active"] == 0 and state["stopped"] is False and len(state["switch_steps"]) == 10
+    model = Intervention((1, 64, 64), seed=0)
+    out = EVALUATORS["translation"].final(_ctx(model, data=held, train=train))
+    assert np.isfinite(out["scores"]["translation_loss"])
+
+
+# ---- reading an export -------------------------------------------------------------------------
+def _export(root, name="t_read"):
+    """Write an index and three runs by hand, as ``export`` lays them out."""
+    prov = results.Provenance("by hand").finish()
+    study = studies.Study(name, "by hand", (studies.Arm("beta_vae", ({"beta": 4.0},)),),
+                          seeds=(0, 1, 2), metrics=("mig",))
+    keys = []
+    for seed, mig in zip((0, 1, 2), (0.05, 0.3, 0.2), strict=True):
+        key = f"dsprites-beta_vae-beta4-seed{seed}"
+        rec = {"key": key, "dataset": "dsprites", "method": "beta_vae",
+               "setting": {"beta": 4.0}, "seed": seed, "scores": {"mig": mig, "recon": 40.0 + seed},
+               "arrays": ["traversal"]}
+        results.save(f"{name}/runs/{key}", rec, prov,
+                     {"traversal": np.full((2, 9, 1, 4, 4), seed, np.uint8)}, root=root)
+        keys.append(key)
+    index = {"format": "dlib-study/1", "study": name, "description": "by hand",
+             "declaration": study.to_dict(), "scale": {"name": "tiny"}, "steps": 8,
+             "planned_models": 4, "finished_models": 3, "complete": False, "models": keys}
+    results.save(f"{name}/index", index, prov, root=root)
+
+
+def test_load_reads_an_export_and_says_what_is_missing(tmp_path, capsys):
+    _export(tmp_path)
+    res = studies.load("t_read", root=tmp_path)
+    assert len(res.runs) == 3 and res.settings() == ["beta=4"]
+    np.testing.assert_allclose(res.scores("mig"), [0.05, 0.3, 0.2])
+    mean, std, n = res.summary()["beta=4"]["mig"]
+    assert n == 3 and mean == pytest.approx(0.55 / 3) and std == pytest.approx(
+        np.std([0.05, 0.3, 0.2], ddof=1))
+    assert res.traversal_seed("best") == 1 and res.traversal_seed("worst") == 0
+    assert int(res.traversal("worst").max()) == 0 and int(res.traversal("best").max()) == 1
+    assert res.failure_rate("beta_vae", "dsprites") == (pytest.approx(100 / 3), 3)
+    assert "Partial: 3 of 4" in res.note() and "beta=4" in repr(res.table())
+    with pytest.raises(ValueError, match="best"):
+        res.traversal("median")
+    assert studies.load("beta_vae", root=tmp_path / "none") is None
+    said = capsys.readouterr().out
+    assert "python -m dlib.studies run beta_vae --scale full" in said
+    assert "python -m dlib.studies export beta_vae --scale full" in said
+
+
+def test_spearman_by_hand():
+    assert studies.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert studies.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks (1, 2, 3) against (1, 3, 2): 1 − 6·Σd²/(n(n²−1)) = 1 − 6·2/24 = 0.5
+    assert studies.spearman([1, 2, 3], [5, 9, 7]) == pytest.approx(0.5)
+    assert studies.spearman([1, 2], [1, 2]) is None
+    assert studies.spearman([1, 1, 1], [1, 2, 3]) is None
+    with pytest.raises(ValueError):
+        studies.spearman([1, 2, 3], [1, 2])
+
+
+def test_command_line_lists_and_reports_an_unstarted_study(tmp_path, capsys):
+    from dlib.studies.__main__ import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "locatello" in out and "108 models" in out
+    assert main(["status", "beta_vae", "--scale", "quick", "--storage", str(tmp_path)]) == 0
+    info = capsys.readouterr().out
+    assert '"started": false' in info and '"planned_models": 3' in info
+    with pytest.raises(FileNotFoundError, match="run it first"):
+        studies.export("beta_vae", scale="quick", storage=tmp_path, out=tmp_path / "out")
+    with pytest.raises(SystemExit):
+        main(["run", "no_such_study"])
