@@ -25,6 +25,7 @@ import torch
 
 from dlib import config as _config
 from dlib import results as _results
+from dlib.data.heldout import HeldOut
 from dlib.methods import registry
 
 __all__ = ["HeldOut", "load_data", "trial_key", "trial_steps", "build_methods",
