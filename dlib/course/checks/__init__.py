@@ -4,12 +4,12 @@ The machinery (registry, verdicts, helpers for writing checks) is :mod:`dlib.cou
 the checks live in one module per part of the book, each registering its checks on import:
 
 * :mod:`~dlib.course.checks.part0_getting_started` (preface),
-* :mod:`~dlib.course.checks.part1_foundations` (chapters 1-2),
-* :mod:`~dlib.course.checks.part2_measuring` (chapters 3-8),
-* :mod:`~dlib.course.checks.part3_methods` (chapters 10-15),
-* :mod:`~dlib.course.checks.part4_limits` (chapter 20),
-* :mod:`~dlib.course.checks.part5_beyond` (chapters 30-32),
-* :mod:`~dlib.course.checks.part9_appendix` (chapter 91).
+* :mod:`~dlib.course.checks.part1_foundations` (chapters/01-02),
+* :mod:`~dlib.course.checks.part2_measuring` (chapters/03-08),
+* :mod:`~dlib.course.checks.part3_methods` (chapters/10-15),
+* :mod:`~dlib.course.checks.part4_limits` (chapters/20_impossibility),
+* :mod:`~dlib.course.checks.part5_beyond` (chapters/30-32),
+* :mod:`~dlib.course.checks.part9_appendix` (chapters/91_engine).
 
 A new check goes into its part's module with ``@exercise_check(label, answer=...)``; its wrong
 answers go into ``tests/course_wrong/<the same module name>.py``.

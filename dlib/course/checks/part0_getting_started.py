@@ -1,4 +1,4 @@
-"""Self-checks of Getting started: the preface (chapter 0).
+"""Self-checks of Getting started: the preface (chapters/00_preface).
 
 Holds the check of ``pre-ex-beta``; its targets are hidden digests (:class:`Hidden`).
 """

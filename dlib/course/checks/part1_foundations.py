@@ -1,4 +1,5 @@
-"""Self-checks of Part I · Foundations: chapters 1 (VAE basics) and 2 (KL decompositions).
+"""Self-checks of Part I · Foundations: VAE basics and KL decompositions
+(chapters/01_vae_basics, chapters/02_kl_decompositions).
 
 Each check recomputes what it needs (``torch.distributions``, closed forms) or compares with a
 hidden digest, so no target number is stored here.
@@ -11,7 +12,7 @@ from typing import Any
 
 from dlib.course.checks.core import Hidden, WrongForm, as_array, as_number, exercise_check, parts
 
-# Chapter 1: variational autoencoders -----------------------------------------------------------
+# chapters/01_vae_basics: variational autoencoders ------------------------------------------------
 
 @exercise_check("ex-vae-kl-multivariate",
                 answer="a function kl(m, Sigma) of a mean of shape (D,) and a covariance of "
@@ -116,7 +117,7 @@ def _ex_vae_reparam_variance(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 2: KL decompositions ------------------------------------------------------------------
+# chapters/02_kl_decompositions: KL decompositions ------------------------------------------------
 
 @exercise_check("ex-kld-mws-constant",
                 answer="a dict with 'tc_mws' and 'tc_free', the MWS estimate of TC on the given "

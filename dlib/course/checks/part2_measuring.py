@@ -1,4 +1,4 @@
-"""Self-checks of Part II · Measuring disentanglement: chapters 3 to 8.
+"""Self-checks of Part II · Measuring disentanglement: chapters/03 to chapters/08.
 
 Each check recomputes what it needs from dlib's data and metrics or from closed forms, or
 compares with a hidden digest, so no target number is stored here.
@@ -19,7 +19,7 @@ from dlib.course.checks.core import (
     parts,
 )
 
-# Chapter 3: ground-truth data ------------------------------------------------------------------
+# chapters/03_ground_truth_data: ground-truth data ------------------------------------------------
 
 @exercise_check("ex-gt-orientations",
                 answer="a dict mapping (shape name, scale) for every name in "
@@ -59,7 +59,7 @@ def _ex_gt_orientations(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 4: what metrics measure ---------------------------------------------------------------
+# chapters/04_what_metrics_measure: what metrics measure ------------------------------------------
 
 @exercise_check("ex-m04-binning-symmetries",
                 answer="a dict with 'identity', '3z - 7', '-2z + 1' and 'exp(3z)', each the "
@@ -95,7 +95,7 @@ def _ex_m04_binning_symmetries(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 5: intervention metrics ---------------------------------------------------------------
+# chapters/05_intervention_metrics: intervention metrics ------------------------------------------
 
 @exercise_check("ex-m05-duplicated",
                 answer="the vote matrix, an array of shape (5, 6) (factors × codes) of vote "
@@ -127,7 +127,7 @@ def _ex_m05_duplicated(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 6: information metrics ----------------------------------------------------------------
+# chapters/06_information_metrics: information metrics --------------------------------------------
 
 @exercise_check("ex-m06-ceiling",
                 answer="an array of shape (99,): the normalised ceiling I / log K for "
@@ -173,7 +173,7 @@ def _ex_m06_ceiling(answer: Any) -> list[str]:
             "20 equal-width bins of [0, 1]."]
 
 
-# Chapter 7: predictor metrics ------------------------------------------------------------------
+# chapters/07_predictor_metrics: predictor metrics ------------------------------------------------
 
 @exercise_check("ex-m07-two-in-one", answer="a dict with 'D' and 'C', two numbers")
 def _ex_m07_two_in_one(answer: Any) -> list[str]:
@@ -195,7 +195,7 @@ def _ex_m07_two_in_one(answer: Any) -> list[str]:
             for p in hidden.problems("ex-m07-two-in-one", key, values[key])]
 
 
-# Chapter 8: IRS and unsupervised scores --------------------------------------------------------
+# chapters/08_irs_and_unsupervised: IRS and unsupervised scores -----------------------------------
 
 @exercise_check("ex-m08-tc-noise",
                 answer="an array of shape (1000,): TC(Σ) − TC(Σ + Λ) for each of the given "

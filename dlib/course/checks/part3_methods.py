@@ -1,5 +1,5 @@
-"""Self-checks of Part III · Methods: chapters 10 (β-VAE), 11 (AnnealedVAE), 12 (FactorVAE),
-13 (β-TCVAE), 14 (DIP-VAE) and 15 (InfoGAN and InfoWGAN-GP).
+"""Self-checks of Part III · Methods: β-VAE, AnnealedVAE, FactorVAE, β-TCVAE, DIP-VAE
+and InfoGAN / InfoWGAN-GP (chapters/10_beta_vae to chapters/15_infogan).
 
 Each check recomputes the expected answer (closed forms with ``torch.distributions``, exact
 probabilities, the exercise's seeded inputs), so no target number is stored here.
@@ -12,7 +12,7 @@ from typing import Any
 
 from dlib.course.checks.core import WrongForm, as_number, compare, exercise_check, parts
 
-# Chapter 10: β-VAE ------------------------------------------------------------------------------
+# chapters/10_beta_vae: β-VAE ---------------------------------------------------------------------
 
 
 @exercise_check("ex-m10-channel",
@@ -38,7 +38,7 @@ def _ex_m10_channel(answer: Any) -> list[str]:
                                                                             strict=True)):
         return ["the KL is −log σ, not −½ log σ: the ½ cancels against σ² inside the log."]
     return compare(got, want, "sigma_for_kl at KL = 0.05, 0.5, 1, 2.3, 5 nats", rtol=1e-6)
-# Chapter 11: AnnealedVAE ------------------------------------------------------------------------
+# chapters/11_annealed_vae: AnnealedVAE -----------------------------------------------------------
 
 
 @exercise_check("ex-m11-nats",
@@ -70,7 +70,7 @@ def _ex_m11_nats(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 12: FactorVAE ---------------------------------------------------------------------------
+# chapters/12_factor_vae: FactorVAE ---------------------------------------------------------------
 
 
 @exercise_check("ex-m12-optimal-logit",
@@ -181,11 +181,12 @@ def _ex_m12_unpermuted(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 13: β-TCVAE -----------------------------------------------------------------------------
+# chapters/13_beta_tcvae: β-TCVAE -----------------------------------------------------------------
 
 
 def _m13_tensors(seed: int, sharp: bool):
-    """The posteriors and samples the exercise cells of chapter 13 draw (same seeds, same order)."""
+    """The posteriors and samples the exercise cells of chapters/13_beta_tcvae draw (same seeds,
+    same order)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -253,7 +254,7 @@ def _ex_m13_dataset_size(answer: Any) -> list[str]:
             "computed with both values of N."]
 
 
-# Chapter 14: DIP-VAE ----------------------------------------------------------------------------
+# chapters/14_dip_vae: DIP-VAE --------------------------------------------------------------------
 
 
 def _m14_sigma():
@@ -302,7 +303,7 @@ def _ex_m14_second_order(answer: Any) -> list[str]:
     return problems
 
 
-# Chapter 15: InfoGAN and InfoWGAN-GP ------------------------------------------------------------
+# chapters/15_infogan: InfoGAN and InfoWGAN-GP ----------------------------------------------------
 
 
 def _m15_toy(s: float = 0.5) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Self-checks of Part IV · Limits: chapter 20 (the impossibility theorem).
+"""Self-checks of Part IV · Limits: the impossibility theorem (chapters/20_impossibility).
 
 The check recomputes what it needs with :mod:`dlib.theory`, so no target number is stored here.
 """
@@ -9,7 +9,7 @@ from typing import Any
 
 from dlib.course.checks.core import as_array, compare, exercise_check, parts
 
-# Chapter 20: the impossibility theorem ---------------------------------------------------------
+# chapters/20_impossibility: the impossibility theorem --------------------------------------------
 
 @exercise_check("ex-imp-involution",
                 answer="a dict with 'A' (the 3 × 3 Householder matrix for α = 0.3), 'once' "

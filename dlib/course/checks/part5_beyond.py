@@ -1,5 +1,5 @@
-"""Self-checks of Part V · Beyond independence and luck: chapters 30 (OAT), 31 (the
-intervention-based framework) and 32 (DEFT).
+"""Self-checks of Part V · Beyond independence and luck: OAT, the intervention-based
+framework and DEFT (chapters/30_oat, chapters/31_intervention, chapters/32_deft).
 
 The expected answers are recomputed with the methods' own rules
 (:meth:`dlib.methods.oat.OAT.apply_rules`,
@@ -15,7 +15,7 @@ import numpy as np
 
 from dlib.course.checks.core import WrongForm, as_array, as_number, compare, exercise_check
 
-# Chapter 30: OAT --------------------------------------------------------------------------------
+# chapters/30_oat: OAT ----------------------------------------------------------------------------
 
 
 def _reference(script: np.ndarray, start: int, check_every: int, min_steps: int, tol: float,

@@ -1,4 +1,4 @@
-"""Self-checks of the appendix: chapter 91 (the training engine).
+"""Self-checks of the appendix: the training engine (chapters/91_engine).
 
 The check runs ``torch.optim.Adam`` once per model as the independent reference; no expected
 number is stored here.
