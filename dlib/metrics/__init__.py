@@ -16,7 +16,8 @@ no exported name shadows a submodule.
 Submodules: ``beta_vae``, ``factor_vae`` (intervention metrics), ``mig``, ``nmi``,
 ``modularity_explicitness`` (information), ``dci``, ``sap`` (predictors), ``irs``,
 ``unsupervised``, ``udr`` (chapters/08_irs_and_unsupervised), ``translation`` (image
-translation), ``downstream`` (downstream classification), ``utils`` (sampling, discretisation, mutual information),
+translation), ``downstream`` (downstream classification), ``utils`` (sampling,
+discretisation, mutual information),
 ``fast_gbt`` (DCI's default regressor), ``gallery`` and ``toy`` (synthetic representations),
 ``reference`` (disentanglement_lib's own code, when installed).
 """
