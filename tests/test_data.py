@@ -548,7 +548,8 @@ def test_full_set_is_rendered_once_then_loaded_from_the_cache(data, monkeypatch)
     """
     calls = []
 
-    def stand_in(shape, scale, theta, px, py, device=None):
+    def stand_in(shape, scale, theta, px, py, device=None, image_size=64):
+        assert image_size == 64
         columns = [torch.as_tensor(np.asarray(shape), dtype=torch.float32)]
         columns += [torch.as_tensor(v, dtype=torch.float32) for v in (scale, theta, px, py)]
         bits = torch.stack(columns, 1).view(torch.int32)  # (N, 5): each input's float32 bits

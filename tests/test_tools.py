@@ -19,6 +19,7 @@ dlib_setup() {
   [[ -z "${FAIL_SETUP:-}" ]] || return 3
   PY="$REPO_ROOT/bin/python"; PATH="$REPO_ROOT/bin:$PATH"; export PATH
 }
+dlib_browser_setup() { :; }
 """
 # a python that logs what it was asked to run and fails where FAIL names it
 FAKE_PYTHON = """#!/usr/bin/env bash
@@ -56,24 +57,29 @@ def test_test_sh_runs_every_stage_and_reports_each(fake_repo):
     done = run_test_sh(fake_repo)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = summary_lines(done.stdout)
-    stages = ["set-up", "ruff", "chapter pairs", "book build", "unit tests", "chapters (nbval"]
+    stages = ["set-up", "browser set-up", "ruff", "chapter pairs", "book build", "browser check",
+              "unit tests", "chapters (nbval"]
     for stage, line in zip(stages, lines, strict=False):
         assert stage in line and line.endswith("passed"), line
-    assert lines[-1] == "all 6 stages passed"
+    assert lines[-1] == "all 8 stages passed"
     log = (fake_repo / "log").read_text()
     assert "-m ruff check ." in log and "tools/check_pairs.py" in log and "--nbval" in log
+    assert "tools/check_browser.py" in log and "-m browser" in log
 
 
 def test_a_failing_stage_does_not_stop_the_others(fake_repo):
     done = run_test_sh(fake_repo, FAIL="ruff")
     assert done.returncode != 0
     lines = summary_lines(done.stdout)
-    assert re.search(r"ruff\s+FAILED \(exit 1\)", lines[1]), lines
-    assert all(line.endswith("passed") for line in lines[2:6]), lines  # still ran, and passed
+    assert re.search(r"ruff\s+FAILED \(exit 1\)", lines[2]), lines
+    assert all(line.endswith("passed") for line in lines[3:8]), lines  # still ran, and passed
     assert lines[-1] == "FAILED: ruff"
     assert "--nbval" in (fake_repo / "log").read_text()  # the last stage ran
     done = run_test_sh(fake_repo, FAIL="tests -n 2")  # the unit tests
     assert done.returncode != 0 and summary_lines(done.stdout)[-1] == "FAILED: unit tests"
+    done = run_test_sh(fake_repo, FAIL="-m browser")  # the browser check's own tests
+    assert summary_lines(done.stdout)[-1] == "FAILED: browser check"
+    assert "tools/check_browser.py" in (fake_repo / "log").read_text()  # the page check still ran
 
 
 def test_a_failed_set_up_stops_everything(fake_repo):
@@ -103,8 +109,17 @@ def test_constraints_pin_every_declared_requirement_exactly():
             pins[name.lower().replace("_", "-")] = version
     project = _project()
     required = list(project["dependencies"])
-    for extra in ("book", "test"):
-        required += project["optional-dependencies"][extra]
+    extras, seen = ["book", "test"], set()
+    while extras:  # an extra may name others of this package (dlib[studies])
+        extra = extras.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for r in project["optional-dependencies"][extra]:
+            if _name(r) == "dlib":
+                extras += re.findall(r"\w+", r.split("[", 1)[1])
+            else:
+                required.append(r)
     names = {_name(r) for r in required} - {"torch"}  # torch: tools/setup.sh pins it
     assert not names - set(pins), f"not locked: {sorted(names - set(pins))}; run tools/lock.sh"
     assert "torch" not in pins and pins["disentanglement-lib"] == "1.5"
