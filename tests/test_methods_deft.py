@@ -10,20 +10,22 @@ import torch
 import torch.nn.functional as F
 
 from dlib.data import load
+from dlib.experiments.deft import (
+    NMIProbe,
+    anneal_test,
+    factor_subset,
+    factor_thresholds,
+    track_nmi,
+)
 from dlib.methods import DEFT, DEFT_PRESETS, DEFTConfig, deft_config
 from dlib.methods.deft import (
     AnnealTest,
     GroupEncoder,
     MultiGroupEncoder,
-    NMIProbe,
     anneal_beta,
-    anneal_test,
-    factor_subset,
-    factor_thresholds,
     information_threshold,
     split_latents,
     stage_steps_from_epochs,
-    track_nmi,
 )
 from dlib.metrics.mig import mig
 from dlib.metrics.nmi import max_m_nmi

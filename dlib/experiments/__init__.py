@@ -6,4 +6,6 @@
   against the exact TC of the aggregate posterior over training.
 * :mod:`dlib.experiments.dip` — the covariances DIP-VAE regularises (of the encoder means and
   of the aggregate posterior), measured on a probe set during training.
+* :mod:`dlib.experiments.deft` — DEFT's anneal test (information thresholds) and max-m NMI
+  traced during training.
 """

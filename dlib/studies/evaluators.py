@@ -243,7 +243,7 @@ def _trace_stops(ctx: Context) -> list[int]:
 
 
 def _nmi(ctx: Context, step: int) -> dict[str, Any]:
-    from dlib.methods.deft import NMIProbe
+    from dlib.experiments.deft import NMIProbe
 
     if "nmi_probe" not in ctx.cache:
         opts = ctx.options("nmi_trace", num=10_000)
