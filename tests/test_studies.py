@@ -255,3 +255,12 @@ def test_command_line_lists_and_reports_an_unstarted_study(tmp_path, capsys):
         studies.export("beta_vae", scale="quick", storage=tmp_path, out=tmp_path / "out")
     with pytest.raises(SystemExit):
         main(["run", "no_such_study"])
+
+
+def test_the_cpu_scale_loads_dsprites_at_its_image_size():
+    """dlib.data.load takes **options, so the image size is passed, not looked up by signature."""
+    from dlib import scales
+    from dlib.studies.trainable import _load_dataset
+
+    assert _load_dataset("dsprites", scales.get("cpu")).image_shape == (1, 32, 32)
+    assert _load_dataset("dsprites", scales.get("quick")).image_shape == (1, 64, 64)

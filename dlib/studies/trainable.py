@@ -12,7 +12,6 @@ at most one interval.
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import tempfile
@@ -38,14 +37,15 @@ def _load_dataset(name: str, scale: Any) -> Any:
     """``dlib.data.load(name)`` at the scale's image size (a clear error where unsupported)."""
     from dlib.data import load
 
-    accepts = "image_size" in inspect.signature(load).parameters
-    if accepts:
-        return load(name, image_size=scale.image_size)
-    data = load(name)
-    if int(data.image_shape[-1]) != int(scale.image_size):
-        raise ValueError(f"scale {scale.name!r} asks for {scale.image_size}×{scale.image_size} "
-                         f"images, but {name} is rendered at {data.image_shape[-1]}×"
-                         f"{data.image_shape[-1]} and dlib.data.load takes no image size")
+    size = int(scale.image_size)
+    try:  # the 64x64 default needs no option; dSprites also draws 32x32 (the cpu scale)
+        data = load(name) if size == 64 else load(name, image_size=size)
+    except TypeError as err:
+        raise ValueError(f"scale {scale.name!r} asks for {size}x{size} images, which {name} "
+                         f"cannot draw: {err}") from err
+    if int(data.image_shape[-1]) != size:
+        raise ValueError(f"scale {scale.name!r} asks for {size}x{size} images, but {name} is "
+                         f"rendered at {data.image_shape[-1]}x{data.image_shape[-1]}")
     return data
 
 
