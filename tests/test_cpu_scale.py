@@ -258,3 +258,51 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     assert card["factor_vae"][0] == 0.667 and card["mig"][0] == 0.2  # rounded to 3 places
     assert card["gates"] == {"factor_vae": "met", "mig": "met"}
     assert card["score_seconds"] == [200.0, 0.0]
+
+
+# ---- the checkpoints the book ships -------------------------------------------------------------
+def _shipped() -> list:
+    from dlib.results import results_dir
+
+    return sorted((results_dir() / "cpu_scale").glob("*.pt"))
+
+
+def test_the_book_ships_checkpoints_within_budget():
+    shipped = _shipped()
+    assert shipped, "book/results/cpu_scale/ holds no compact checkpoint"
+    total = sum(p.stat().st_size for p in shipped)
+    assert total < 20 * 2**20, f"shipped checkpoints take {total / 2**20:.1f} MB (budget 20 MB)"
+
+
+@pytest.mark.parametrize("path", _shipped(), ids=lambda p: p.stem)
+def test_shipped_checkpoint_loads_and_matches_its_probe(path):
+    """Every shipped checkpoint: loads into its method, has a clean-tree result beside it, and
+    reproduces the full-precision codes stored at training time (float16 weights)."""
+    from dlib.compact import check_compact
+    from dlib.results import load as load_result
+
+    result = load_result(f"cpu_scale/{path.stem}")
+    assert result is not None, f"{path.name} has no result JSON beside it"
+    assert result.provenance["dirty"] is False and len(result.provenance["commit"]) == 40
+    model, record = result.checkpoint()
+    assert record["scores"] == pytest.approx(result.data["scores"])
+    data = load(record["dataset"]["name"], image_size=record["dataset"]["image_size"])
+    assert check_compact(model, record, data) < 5e-3
+
+
+def test_shipped_checkpoint_reproduces_its_stored_scores():
+    """The model chapter 20 builds its twin from: MIG and SAP recomputed from the float16
+    checkpoint, on the same samples as the stored study-settings suite (each metric's own
+    RandomState(0), encoding on demand), agree with the stored scores."""
+    from dlib.metrics import compute, torch_representation
+    from dlib.results import load as load_result
+
+    result = load_result("cpu_scale/beta_vae_beta4_px32_w0.5_n20000_lr0.001_b64_s0")
+    model, record = result.checkpoint()
+    data = load("dsprites", image_size=record["dataset"]["image_size"])
+    rep = torch_representation(model.represent)
+    suite = result.data["suite"]
+    mig = compute("mig", data, rep, np.random.RandomState(0))["discrete_mig"]
+    assert mig == pytest.approx(suite["mig"]["discrete_mig"], abs=0.01)
+    sap = compute("sap", data, rep, np.random.RandomState(0))["SAP_score"]
+    assert sap == pytest.approx(suite["sap"]["SAP_score"], abs=0.01)
