@@ -30,29 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlib.metrics.encoded import factor_latent_r2
+
 __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
-           "probes", "recipe_card"]
+           "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
+           "ablation_rows", "sweep_rows", "method_rows"]
 
 RESULT_FOLDER = "cpu_scale"
 
 
 def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
-
-
-def factor_latent_r2(mean: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
-    """(F, D): the share of latent d's variance explained by factor k, Var(E[z_d | f_k]) /
-    Var(z_d), computed exactly over the whole grid (``mean`` in index order, last factor
-    fastest). A factor that "moves in one latent" has one large entry in its row."""
-    d = mean.shape[1]
-    grid = mean.reshape(*sizes, d).astype(np.float64)
-    total = grid.reshape(-1, d).var(axis=0)
-    total = np.where(total > 0, total, np.inf)
-    out = np.zeros((len(sizes), d))
-    for k in range(len(sizes)):
-        others = tuple(j for j in range(len(sizes)) if j != k)
-        out[k] = grid.mean(axis=others).var(axis=0) / total
-    return out
 
 
 def _summary(suite: dict[str, Any]) -> dict[str, float]:
@@ -331,6 +319,102 @@ def recipe_card(scale: str = "cpu", method: str = "beta_vae",
                                                               f" (only {len(runs)} seed(s))")
         for k in ("factor_vae", "mig")}
     return card
+
+
+def select(runs: list[dict[str, Any]], method: str | None = None,
+           setting: dict[str, float] | None = None, **scale: Any) -> list[dict[str, Any]]:
+    """The probes of ``method`` with ``setting`` whose ``scale`` entries equal ``scale``
+    (e.g. ``steps=20_000, width=0.5``); ``None`` matches any method or setting."""
+    return [d for d in runs
+            if (method is None or d["method"] == method)
+            and (setting is None or d["setting"] == setting)
+            and all(d["scale"][k] == v for k, v in scale.items())]
+
+
+def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """Mean and (population) standard deviation over ``runs`` of score ``key``, or of the
+    train phase's wall seconds (``"train_seconds"``) or CPU seconds (``"train_cpu_seconds"``:
+    what the phase cost this process, which a busy machine does not inflate)."""
+    if key == "train_seconds":
+        values = [d["phases"]["train"]["seconds"] for d in runs]
+    elif key == "train_cpu_seconds":  # not recorded by the first probes: NaN
+        values = [d["phases"]["train"].get("cpu_seconds", np.nan) for d in runs]
+    else:
+        values = [d["scores"][key] for d in runs]
+    if np.isnan(values).all():
+        return float("nan"), float("nan")
+    return float(np.nanmean(values)), float(np.nanstd(values))
+
+
+def format_stat(stat: tuple[float, float], digits: int = 3) -> str:
+    """``(mean, sd)`` as ``"mean ± sd"`` (``"—"`` for a value that was not recorded)."""
+    mean, sd = stat
+    return "—" if np.isnan(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _grouped(runs: list[dict[str, Any]], keys: tuple[str, ...]
+             ) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for d in runs:
+        groups.setdefault(tuple(d["scale"][k] for k in keys), []).append(d)
+    return dict(sorted(groups.items()))
+
+
+def _stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": sorted(d["seed"] for d in runs)}
+    for key in ("factor_vae", "mig", "dci", "recon", "kl", "active_dims", "train_seconds",
+                "train_cpu_seconds"):
+        out[key] = mean_sd(runs, key)
+    return out
+
+
+def ablation_rows(root: str | os.PathLike | None = None, image_size: int = 32
+                  ) -> list[dict[str, Any]]:
+    """β-VAE (β = 4) probes grouped by width × steps × learning rate: per group the seeds and
+    (mean, sd) of the scores, the reconstruction error, KL, active dimensions and train time."""
+    runs = select(probes(root), "beta_vae", {"beta": 4.0}, image_size=image_size,
+                  batch_size=64)
+    return [{"width": w, "steps": n, "lr": lr, **_stats(g)}
+            for (w, n, lr), g in _grouped(runs, ("width", "steps", "learning_rate")).items()]
+
+
+def sweep_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu",
+               root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The probes of ``method`` at the settings of ``scale``, grouped by the value of
+    ``option`` (e.g. β): per value the seeds and (mean, sd) of each score."""
+    from dlib.scales import get
+
+    sc = get(scale)
+    runs = select(probes(root), method, None, image_size=sc.image_size, width=sc.width,
+                  steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    groups: dict[float, list[dict[str, Any]]] = {}
+    for d in runs:
+        if set(d["setting"]) == {option}:
+            groups.setdefault(d["setting"][option], []).append(d)
+    return [{option: v, **_stats(g)} for v, g in sorted(groups.items())]
+
+
+#: the methods the CPU scale compares at their headline settings (issue 16)
+HEADLINE_SETTINGS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("beta_vae", {"beta": 4.0}), ("beta_vae", {"beta": 8.0}), ("factor_vae", {"gamma": 40.0}),
+    ("beta_tc_vae", {"beta": 6.0}))
+
+
+def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None
+                ) -> list[dict[str, Any]]:
+    """Each method of :data:`HEADLINE_SETTINGS` at ``scale``'s settings: seeds and (mean, sd)
+    of each score (methods without a recorded probe are left out)."""
+    from dlib.scales import get
+
+    sc = get(scale)
+    runs = probes(root)
+    rows = []
+    for method, setting in HEADLINE_SETTINGS:
+        g = select(runs, method, setting, image_size=sc.image_size, width=sc.width,
+                   steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+        if g:
+            rows.append({"method": method, "setting": setting, **_stats(g)})
+    return rows
 
 
 def _score_checkpoint(a: argparse.Namespace) -> int:

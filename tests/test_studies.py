@@ -264,3 +264,49 @@ def test_the_cpu_scale_loads_dsprites_at_its_image_size():
 
     assert _load_dataset("dsprites", scales.get("cpu")).image_shape == (1, 32, 32)
     assert _load_dataset("dsprites", scales.get("quick")).image_shape == (1, 64, 64)
+
+
+def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
+    """The encode-once evaluator gives exactly the scores of the on-demand one (same random
+    streams); it adds the sampled code's TC/WC, the KL and R² over the whole set, and fixed-
+    index codes for UDR; a model without an encoder falls back to on-demand scoring."""
+    from dlib.data import load, save_dsprites_npz
+    from dlib.methods import BetaVAE, InfoGAN
+    from dlib.metrics import compute
+    from dlib.metrics.encoded import factor_latent_r2
+    from dlib.metrics.utils import sampled_representation
+
+    data = load("dsprites", path=save_dsprites_npz(tmp_path / "t.npz", (1, 3, 2, 4, 6, 6),
+                                                   device="cpu"), md5=None)
+    scale = Scale("tiny", "test", steps=8, batch_size=8,
+                  metrics={"mig": {"num_train": 200}, "sap": {"num_train": 200, "num_test": 100},
+                           "unsupervised": {"num_train": 200}})
+    study = studies.Study("t", "t", (studies.Arm("beta_vae"),),
+                          metrics=("mig", "sap", "unsupervised"))
+    m = BetaVAE(data.image_shape, seed=3, width=0.5).eval()
+    ctx = Context(m, 0, 8, study, scale, data, None, "dsprites")
+    got = EVALUATORS["encoded_metrics"].final(ctx)
+    want = EVALUATORS["metrics"].final(Context(m, 0, 8, study, scale, data, None, "dsprites"))
+    assert got["encoded"] is True
+    assert got["metrics"] == {**want["metrics"], "unsupervised_sampled": got["metrics"][
+        "unsupervised_sampled"]}
+    assert {k: got["scores"][k] for k in want["scores"]} == want["scores"]
+    sampled = compute("unsupervised", data, sampled_representation(
+        lambda x: m.encode(torch.as_tensor(x).permute(0, 3, 1, 2).float()), 0),
+        np.random.RandomState(0), num_train=200)
+    assert got["scores"]["gaussian_tc_sampled"] == pytest.approx(
+        sampled["gaussian_total_correlation"], rel=1e-5)
+    assert len(got["kl_all"]) == 10 and np.array(got["factor_latent_r2"]).shape == (5, 10)
+    idx = got["arrays"]["udr_index"]
+    n = data.num_observations  # 864 < 1,000: the whole tiny set
+    assert len(idx) == n == len(np.unique(idx))
+    with torch.no_grad():
+        x = data.observe(data.images_from_classes(torch.as_tensor(data.index_to_classes(idx)),
+                                                  "cpu"))
+        mean = m.encode(x)[0].numpy()
+    np.testing.assert_allclose(got["arrays"]["udr_mean"], mean.astype(np.float16), atol=2e-3)
+    r2 = factor_latent_r2(mean[np.argsort(idx)], data.factor_sizes)
+    np.testing.assert_allclose(got["factor_latent_r2"], r2, atol=1e-6)
+    gan = InfoGAN(data.image_shape, seed=0).eval()
+    assert EVALUATORS["encoded_metrics"].final(Context(
+        gan, 0, 8, study, scale, data, None, "dsprites"))["encoded"] is False

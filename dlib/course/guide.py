@@ -266,7 +266,7 @@ PLAN: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
      ("deft",), False),
 )
 #: chapters that are not topics of a course part: the preface, this guide, the appendix
-NOT_TOPICS = ("preface", "course_guide", "engine")
+NOT_TOPICS = ("preface", "course_guide", "engine", "cpu_scale")
 NOT_PLANNED = "not in the plan"
 
 

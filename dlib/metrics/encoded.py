@@ -42,7 +42,8 @@ import torch
 
 from dlib.metrics.utils import sampled_representation
 
-__all__ = ["EncodedCodes", "encode_dataset", "EncodedData", "SUITE", "score_suite"]
+__all__ = ["EncodedCodes", "encode_dataset", "EncodedData", "SUITE", "score_suite",
+           "factor_latent_r2"]
 
 
 @dataclass
@@ -221,4 +222,19 @@ def score_suite(
         out[name] = compute(metric, data, represent[rep], np.random.RandomState(seed),
                             **options.get(metric, {}))
         out["seconds"][name] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def factor_latent_r2(mean: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
+    """(F, D): the share of latent d's variance explained by factor k, Var(E[z_d | f_k]) /
+    Var(z_d), computed exactly over the whole grid (``mean`` in index order, last factor
+    fastest). A factor that "moves in one latent" has one large entry in its row."""
+    d = mean.shape[1]
+    grid = mean.reshape(*sizes, d).astype(np.float64)
+    total = grid.reshape(-1, d).var(axis=0)
+    total = np.where(total > 0, total, np.inf)
+    out = np.zeros((len(sizes), d))
+    for k in range(len(sizes)):
+        others = tuple(j for j in range(len(sizes)) if j != k)
+        out[k] = grid.mean(axis=others).var(axis=0) / total
     return out
