@@ -197,6 +197,86 @@ def cpu_limit(repeats: int = 5, matmul_size: int = 2048, batch_size: int = 64,
             "load_before": load0, "load_after": load1}
 
 
+#: the networks the CPU variants are measured on: (label, image side, width)
+CPU_NETWORKS = (("cpu scale: 32x32, width 0.5", 32, 0.5), ("reference: 64x64, width 1", 64, 1.0))
+
+
+def _variant_rate(variant: str, image_size: int, width: float, batch_size: int, steps: int,
+                  warmup: int, repeats: int) -> dict[str, Any]:
+    """Best and median β-VAE train steps per second of one variant in this process."""
+    import statistics
+
+    from dlib.methods import BetaVAE
+
+    model = BetaVAE((1, image_size, image_size), beta=4.0, seed=0, width=width, lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(batch_size, 1, image_size, image_size, generator=gen) > 0.7).float()
+    if variant == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif variant == "compile":
+        model.encoder = torch.compile(model.encoder)  # inductor's CPU backend
+        model.decoder = torch.compile(model.decoder)
+    elif variant != "eager":
+        raise ValueError(f"unknown CPU variant {variant!r}")
+    t0 = time.perf_counter()
+    for _ in range(warmup):  # includes the compilation of the compiled variant
+        model.train_step(x, gen)
+    first = time.perf_counter() - t0
+    times = _timed(lambda: [model.train_step(x, gen) for _ in range(steps)], repeats)
+    return {"it_per_s": round(steps / min(times), 2),
+            "it_per_s_median": round(steps / statistics.median(times), 2),
+            "warmup_seconds": round(first, 2)}
+
+
+def _variant_worker(args: tuple) -> dict[str, Any]:  # one process of the two-process variant
+    torch.set_num_threads(1)
+    return _variant_rate(*args)
+
+
+#: the variants of :func:`cpu_variants`: (name, torch threads)
+CPU_VARIANTS = (("eager", 1), ("eager", 2), ("channels_last", 2), ("compile", 2),
+                ("two processes", 1))
+
+
+def cpu_variants(batch_size: int = 64, steps: int = 40, warmup: int = 5, repeats: int = 3,
+                 networks: tuple[tuple[str, int, float], ...] = CPU_NETWORKS,
+                 variants: tuple[tuple[str, int], ...] = CPU_VARIANTS
+                 ) -> list[dict[str, Any]]:
+    """What the CPU rewards, measured: the β-VAE train step (fixed batch, no data loading) of
+    each network, eagerly with 1 and 2 threads, with ``channels_last`` and with
+    ``torch.compile`` (2 threads), and as two 1-thread processes side by side (their summed
+    rate: the studies runner's layout). Each row has the load average before and after."""
+    import multiprocessing as mp
+
+    threads0 = torch.get_num_threads()
+    rows = []
+    for label, size, width in networks:
+        for variant, threads in variants:
+            load0 = [round(v, 2) for v in os.getloadavg()]
+            args = ("eager" if variant == "two processes" else variant, size, width,
+                    batch_size, steps, warmup, repeats)
+            if variant == "two processes":
+                with mp.get_context("spawn").Pool(2) as pool:
+                    parts = pool.map(_variant_worker, [args, args])
+                out = {"it_per_s": round(sum(p["it_per_s"] for p in parts), 2),
+                       "it_per_s_median": round(sum(p["it_per_s_median"] for p in parts), 2),
+                       "per_process": parts}
+            else:
+                torch.set_num_threads(threads)
+                try:
+                    out = _variant_rate(*args)
+                except Exception as err:  # e.g. no C++ compiler for inductor: say so
+                    out = {"error": f"{type(err).__name__}: {err}"[:300]}
+            rows.append({"network": label, "image_size": size, "width": width,
+                         "variant": variant, "threads": threads, "batch_size": batch_size,
+                         **out, "load": [load0, [round(v, 2) for v in os.getloadavg()]]})
+            print(f"{label:<28} {variant:<14} {threads} thread(s): "
+                  f"{out.get('it_per_s', out.get('error'))} it/s", flush=True)
+    torch.set_num_threads(threads0)
+    return rows
+
+
 def run(methods: tuple[str, ...] = METHODS, *, batch_size: int = 64, models: int = 16,
         steps: int = 500, warmup: int = 20, device: str | None = None, num_images: int = 50_000,
         verbose: bool = True, vectorize: str | None = None, repeats: int = 1
@@ -328,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None,
                     help="repeat each measurement (default: 3 on a CPU, 1 on CUDA)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
+    ap.add_argument("--cpu-variants", action="store_true",
+                    help="instead of the engine rows: the β-VAE step on a CPU eagerly with 1 and "
+                         "2 threads, channels_last, torch.compile and two 1-thread processes")
     args = ap.parse_args(argv)
     if args.quick:
         args.device = args.device or "cpu"
@@ -339,6 +422,18 @@ def main(argv: list[str] | None = None) -> int:
                                                          else argv))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cpu_variants:
+        steps = 3 if args.quick else min(args.steps, 40)
+        variants = {"rows": cpu_variants(batch_size=args.batch_size, steps=steps,
+                                         warmup=2 if args.quick else 5,
+                                         repeats=1 if args.quick else 3),
+                    "quick": bool(args.quick), "provenance": prov.finish()}
+        if args.json:
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(variants, indent=1))
+            print(f"wrote {out}")
+        return 0
     cpu = config.device(args.device).type == "cpu"
     repeats = args.repeats or (3 if cpu and not args.quick else 1)
     if cpu and args.models == 16 and "--models" not in " ".join(argv or sys.argv):

@@ -34,7 +34,7 @@ from dlib.metrics.encoded import factor_latent_r2
 
 __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
            "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
-           "ablation_rows", "sweep_rows", "method_rows"]
+           "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -319,6 +319,39 @@ def recipe_card(scale: str = "cpu", method: str = "beta_vae",
                                                               f" (only {len(runs)} seed(s))")
         for k in ("factor_vae", "mig")}
     return card
+
+
+def core_minutes(run: dict[str, Any]) -> float:
+    """What one probe cost: CPU minutes of its process over every phase (wall minutes for the
+    phases of the first probes, which did not record CPU time: an upper bound on a shared
+    machine). Two models run at a time on the two cores, so the machine spends half of it."""
+    return sum(p.get("cpu_seconds", p["seconds"]) for p in run["phases"].values()) / 60
+
+
+def gate_rows(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every β-VAE configuration probed (image size × width × steps × learning rate × β):
+    seeds, (mean, sd) of the FactorVAE score and MIG, the mean core-minutes per model, and
+    whether it meets :data:`GATES` ("met", "missed", or "too few seeds"), cheapest first."""
+    keys = ("image_size", "width", "steps", "learning_rate", "batch_size")
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for d in probes(root):
+        if d["method"] == "beta_vae" and set(d["setting"]) == {"beta"}:
+            key = (*(d["scale"][k] for k in keys), d["setting"]["beta"])
+            groups.setdefault(key, []).append(d)
+    rows = []
+    for key, g in groups.items():
+        row: dict[str, Any] = dict(zip((*keys, "beta"), key, strict=True))
+        row["seeds"] = sorted(d["seed"] for d in g)
+        row["factor_vae"], row["mig"] = mean_sd(g, "factor_vae"), mean_sd(g, "mig")
+        row["core_minutes"] = float(np.mean([core_minutes(d) for d in g]))
+        if len(g) < GATES["seeds"]:
+            row["gates"] = "too few seeds"
+        else:
+            met = (row["factor_vae"][0] >= GATES["factor_vae"]
+                   and row["mig"][0] >= GATES["mig"])
+            row["gates"] = "met" if met else "missed"
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["core_minutes"])
 
 
 def select(runs: list[dict[str, Any]], method: str | None = None,

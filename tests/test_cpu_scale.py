@@ -306,3 +306,15 @@ def test_shipped_checkpoint_reproduces_its_stored_scores():
     assert mig == pytest.approx(suite["mig"]["discrete_mig"], abs=0.01)
     sap = compute("sap", data, rep, np.random.RandomState(0))["SAP_score"]
     assert sap == pytest.approx(suite["sap"]["SAP_score"], abs=0.01)
+
+
+def test_cpu_variants_measure_each_variant():
+    from dlib.bench import cpu_variants
+
+    rows = cpu_variants(batch_size=4, steps=1, warmup=1, repeats=1,
+                        networks=(("tiny", 32, 0.25),),
+                        variants=(("eager", 1), ("channels_last", 1), ("nonsense", 1)))
+    assert [r["variant"] for r in rows] == ["eager", "channels_last", "nonsense"]
+    assert rows[0]["it_per_s"] > 0 and rows[1]["it_per_s"] > 0
+    assert "unknown CPU variant" in rows[2]["error"]
+    assert all(len(r["load"]) == 2 for r in rows)

@@ -310,3 +310,42 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
     gan = InfoGAN(data.image_shape, seed=0).eval()
     assert EVALUATORS["encoded_metrics"].final(Context(
         gan, 0, 8, study, scale, data, None, "dsprites"))["encoded"] is False
+
+
+def test_udr_across_seeds_from_the_kept_codes(tmp_path):
+    """UDR per model from the codes the encoded_metrics evaluator keeps: two seeds that are a
+    permutation of each other agree (high UDR), a third unrelated one does not; the result
+    equals dlib.metrics.udr on the same arrays."""
+    from dlib.metrics.udr import udr
+
+    prov = results.Provenance("by hand").finish()
+    study = studies.Study("t_udr", "by hand", (studies.Arm("beta_vae", ({"beta": 4.0},)),),
+                          seeds=(0, 1, 2), metrics=("mig",))
+    rs = np.random.RandomState(0)
+    base = rs.randn(300, 4)
+    index = np.arange(300, dtype=np.int64)
+    codes = [np.c_[base, np.zeros((300, 2))], np.c_[np.zeros((300, 2)), base[:, ::-1]],
+             np.c_[rs.randn(300, 4), np.zeros((300, 2))]]
+    logvars = [np.where(c == 0, 0.0, -4.0) for c in codes]  # zero columns: inactive (KL 0)
+    keys = []
+    for seed in range(3):
+        key = f"dsprites-beta_vae-beta4-seed{seed}"
+        rec = {"key": key, "dataset": "dsprites", "method": "beta_vae",
+               "setting": {"beta": 4.0}, "seed": seed, "scores": {"mig": 0.1},
+               "arrays": ["udr_index", "udr_logvar", "udr_mean"]}
+        results.save(f"t_udr/runs/{key}", rec, prov,
+                     {"udr_index": index, "udr_mean": codes[seed].astype(np.float16),
+                      "udr_logvar": logvars[seed].astype(np.float16)}, root=tmp_path)
+        keys.append(key)
+    results.save("t_udr/index", {"format": "dlib-study/1", "study": "t_udr", "description": "",
+                                 "declaration": study.to_dict(), "scale": {"name": "tiny"},
+                                 "steps": 8, "planned_models": 3, "finished_models": 3,
+                                 "complete": True, "models": keys}, prov, root=tmp_path)
+    got = studies.load("t_udr", root=tmp_path).udr()
+    assert set(got) == set(keys)
+    # the median over two partners is their mean: ~0.9 (the permuted twin) and 0 (unrelated)
+    assert got[keys[0]] > 0.35 and got[keys[1]] > 0.35 and got[keys[2]] < 0.1
+    f16 = [c.astype(np.float16).astype(np.float32) for c in codes]
+    kl = [0.5 * (c**2 + np.exp(lv) - 1 - lv).mean(0) for c, lv in zip(f16, logvars, strict=True)]
+    want = udr(f16, kl, include_raw_correlations=False)["model_scores"]
+    np.testing.assert_allclose([got[k] for k in keys], want, rtol=1e-6)

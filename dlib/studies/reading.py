@@ -149,6 +149,43 @@ class StudyResult:
         """The arrays saved with model ``key``."""
         return self._results[key].arrays
 
+    # ---- unsupervised model selection -------------------------------------------------------
+    def udr(self, correlation_matrix: str = "lasso") -> dict[str, float]:
+        """UDR (Duan et al.) of every model, ``{key: score}``: each model against the other
+        seeds of its dataset, method and setting, on the codes of the same fixed images that
+        the ``encoded_metrics`` evaluator keeps (``udr_mean``, ``udr_logvar``; the KL of each
+        latent averaged over those images). Models without such codes, or without a second
+        seed, get none."""
+        import torch
+
+        from dlib.distributions import gaussian_kl
+        from dlib.metrics.udr import udr
+
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in self.runs:
+            if {"udr_mean", "udr_logvar"} <= set(r.get("arrays", [])):
+                key = (r["dataset"], r["method"], setting_key(r["setting"]))
+                groups.setdefault(key, []).append(r)
+        out: dict[str, float] = {}
+        for runs in groups.values():
+            if len(runs) < 2:
+                continue
+            codes, kls, index = [], [], None
+            for r in runs:
+                a = self._results[r["key"]].arrays
+                if index is not None and not np.array_equal(a["udr_index"], index):
+                    raise ValueError(f"{r['key']}: its UDR codes are of other images")
+                index = a["udr_index"]
+                mean = a["udr_mean"].astype(np.float32)
+                logvar = a["udr_logvar"].astype(np.float32)
+                codes.append(mean)
+                kls.append(gaussian_kl(torch.from_numpy(mean), torch.from_numpy(logvar))
+                           .double().mean(0).numpy())
+            scores = udr(codes, kls, correlation_matrix=correlation_matrix,
+                         include_raw_correlations=False)["model_scores"]
+            out.update({r["key"]: float(v) for r, v in zip(runs, scores, strict=True)})
+        return out
+
     # ---- DEFT's view --------------------------------------------------------------------------
     def failure_rate(self, method: str, dataset: str) -> tuple[float, int]:
         """(% of models with MIG < 0.1, number of models) of ``method`` on ``dataset``."""
