@@ -34,7 +34,8 @@ from dlib.metrics.encoded import factor_latent_r2
 
 __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
            "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
-           "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows"]
+           "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
+           "results_table", "seed_traversal", "plot_methods"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -429,14 +430,14 @@ def sweep_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu
 
 #: the methods the CPU scale compares at their headline settings (issue 16)
 HEADLINE_SETTINGS: tuple[tuple[str, dict[str, float]], ...] = (
-    ("beta_vae", {"beta": 4.0}), ("beta_vae", {"beta": 8.0}), ("factor_vae", {"gamma": 40.0}),
-    ("beta_tc_vae", {"beta": 6.0}))
+    ("beta_vae", {"beta": 4.0}), ("factor_vae", {"gamma": 40.0}), ("beta_tc_vae", {"beta": 6.0}))
 
 
 def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None
                 ) -> list[dict[str, Any]]:
     """Each method of :data:`HEADLINE_SETTINGS` at ``scale``'s settings: seeds and (mean, sd)
     of each score (methods without a recorded probe are left out)."""
+    from dlib.methods import registry
     from dlib.scales import get
 
     sc = get(scale)
@@ -446,8 +447,100 @@ def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None
         g = select(runs, method, setting, image_size=sc.image_size, width=sc.width,
                    steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
         if g:
-            rows.append({"method": method, "setting": setting, **_stats(g)})
+            label = f"{registry.get(method).label} ({_setting_label(setting)})"
+            rows.append({"method": method, "setting": setting, "label": label, **_stats(g)})
     return rows
+
+
+_SYMBOLS = {"beta": "β", "gamma": "γ"}
+
+
+def _setting_label(setting: dict[str, float]) -> str:
+    return ", ".join(f"{_SYMBOLS.get(k, k)} = {v:g}" for k, v in setting.items()) or "default"
+
+
+def results_table(rows: list[dict[str, Any]], first: str, label: str | None = None) -> Any:
+    """:class:`dlib.results.Table` of grouped rows (from :func:`sweep_rows`,
+    :func:`method_rows` or :func:`ablation_rows`): the row's ``first`` entry, the number of
+    seeds, and mean ± sd of the scores, reconstruction error, KL and active latents."""
+    from dlib.results import Table
+
+    header = [label or first, "seeds", "FactorVAE score", "MIG", "DCI", "recon (nats)",
+              "KL (nats)", "active latents"]
+    out = []
+    for r in rows:
+        head = r[first]
+        head = _setting_label(head) if isinstance(head, dict) else (
+            f"{head:g}" if isinstance(head, float) else str(head))
+        out.append([head, str(len(r["seeds"])), format_stat(r["factor_vae"]),
+                    format_stat(r["mig"]), format_stat(r["dci"]), format_stat(r["recon"], 1),
+                    format_stat(r["kl"], 1), format_stat(r["active_dims"], 1)])
+    return Table(header, out)
+
+
+def seed_traversal(method: str, setting: dict[str, float], which: str = "best",
+                   score: str = "factor_vae", scale: str = "cpu",
+                   root: str | os.PathLike | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The traversal images (uint8, (rows, values, C, H, W), latents by decreasing KL) of the
+    best or worst seed by ``score`` among the probes of ``method`` / ``setting`` at ``scale``,
+    and that probe's record."""
+    from dlib.results import load
+    from dlib.scales import get
+
+    if which not in ("best", "worst"):
+        raise ValueError("which must be 'best' or 'worst'")
+    sc = get(scale)
+    runs = select(probes(root), method, setting, image_size=sc.image_size, width=sc.width,
+                  steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    if not runs:
+        raise KeyError(f"no probe of {method} {setting} at the {scale} scale")
+    ranked = sorted(runs, key=lambda d: d["scores"][score], reverse=True)
+    d = ranked[0 if which == "best" else -1]
+    name = result_name(method, setting, d["seed"], sc.image_size, sc.width, sc.steps,
+                       sc.learning_rate, sc.batch_size)
+    res = load(name, root)
+    if res is None:
+        raise FileNotFoundError(f"{name}.json is missing")
+    kl = np.asarray(d["kl_dims"])
+    active = int((kl > 0.01).sum())
+    return res.arrays["traversal"][:active], d
+
+
+def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
+                 root: str | os.PathLike | None = None) -> Any:
+    """One point per model of each method of :data:`HEADLINE_SETTINGS` at ``scale``: ``score``
+    against the reconstruction error (lower is better), as in the FactorVAE paper's Fig. 5,
+    with the β-VAE's other β values in grey (labelled by β) as the trade-off to beat."""
+    import matplotlib.pyplot as plt
+
+    from dlib.methods import registry
+    from dlib.plots import PALETTE
+    from dlib.scales import get
+
+    sc = get(scale)
+    if ax is None:
+        ax = plt.subplots(figsize=(6, 3.6))[1]
+    runs = probes(root)
+    at = dict(image_size=sc.image_size, width=sc.width, steps=sc.steps,
+              learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    sweep = [d for d in select(runs, "beta_vae", None, **at) if d["setting"] != {"beta": 4.0}]
+    if sweep:  # the rest of the β grid: the β-VAE's trade-off, for reference
+        ax.scatter([d["scores"]["recon"] for d in sweep], [d["scores"][score] for d in sweep],
+                   color="0.75", s=18, label="β-VAE, other β of the grid")
+        for d in sweep:
+            ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
+                        fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
+    for i, (method, setting) in enumerate(HEADLINE_SETTINGS):
+        pts = select(runs, method, setting, **at)
+        if pts:
+            ax.scatter([d["scores"]["recon"] for d in pts], [d["scores"][score] for d in pts],
+                       color=PALETTE[i % len(PALETTE)], s=30,
+                       label=f"{registry.get(method).label} ({_setting_label(setting)})")
+    ax.set(xlabel=f"reconstruction NLL (nats per {sc.image_size}×{sc.image_size} image)",
+           ylabel={"factor_vae": "FactorVAE score", "mig": "MIG"}.get(score, score),
+           title=f"one point per model ({sc.name} scale)")
+    ax.legend(fontsize=8)
+    return ax
 
 
 def _score_checkpoint(a: argparse.Namespace) -> int:

@@ -237,7 +237,7 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
 
     def probe(seed, fvae, mig, steps=cpu.steps):
         scores = {"factor_vae": fvae, "mig": mig, "dci": 0.3, "beta_vae": 0.8, "recon": 30.0,
-                  "active_dims": 5}
+                  "kl": 6.0, "active_dims": 5}
         phase = {"seconds": 100.0, "load_before": [1.0, 1, 1], "load_after": [1.0, 1, 1]}
         d = {"provenance": {"device": "cpu (x, 2 threads)"}, "method": "beta_vae",
              "setting": {"beta": 4.0}, "seed": seed, "scores": scores, "model_seconds": 300,
@@ -258,6 +258,21 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     assert card["factor_vae"][0] == 0.667 and card["mig"][0] == 0.2  # rounded to 3 places
     assert card["gates"] == {"factor_vae": "met", "mig": "met"}
     assert card["score_seconds"] == [200.0, 0.0]
+
+    # the summaries the book shows, over the same probes (seed 2 is at another step count)
+    from dlib.cpu_scale import gate_rows, method_rows, results_table, sweep_rows
+
+    rows = gate_rows(root=tmp_path)
+    assert [(r["steps"], r["seeds"], r["gates"]) for r in rows] == [
+        (cpu.steps, [0, 1, 3], "met"), (cpu.steps + 1, [2], "too few seeds")]
+    assert rows[0]["core_minutes"] == pytest.approx(300 / 60)  # wall time: no CPU time recorded
+    (sweep,) = sweep_rows(root=tmp_path)
+    assert sweep["beta"] == 4.0 and sweep["mig"][0] == pytest.approx(0.2)
+    assert sweep["factor_vae"][1] == pytest.approx(np.std([0.7, 0.5, 0.8]))
+    (row,) = method_rows(root=tmp_path)
+    assert row["label"] == "β-VAE (β = 4)" and row["seeds"] == [0, 1, 3]
+    table = results_table([row], "label", "method")
+    assert table.rows[0][:3] == ["β-VAE (β = 4)", "3", "0.667 ± 0.125"]
 
 
 # ---- the checkpoints the book ships -------------------------------------------------------------
