@@ -1,0 +1,142 @@
+"""The analyses of the large-scale study (Locatello et al. 2019) on a study's models.
+
+Each function takes the model records of an exported study (:attr:`StudyResult.runs`: dicts
+with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes one finding:
+
+* :func:`variance_explained` — the share of a score's variance that the method alone, or the
+  method with its hyperparameter, explains (the R² of a regression on those categories; the rest
+  is the seed's), as in the paper's Table 2 (a) and (b);
+* :func:`rank_correlations` — the Spearman rank correlation of every pair of scores over the
+  models (the paper's Fig. 2);
+* :func:`transfer_success` — how often a model trained with the hyperparameter chosen on one
+  dataset / metric beats a random model on another (the paper's 80.7 / 59.3 / 54.9 %);
+* :func:`score_pairs` — two scores of every model side by side (e.g. the Gaussian total
+  correlation of the mean against that of the sampled representation, the paper's Fig. 1).
+
+Models without a score are left out of what needs it; nothing is imputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlib.studies.declarations import setting_key
+
+__all__ = ["score_pairs", "variance_explained", "rank_correlations", "transfer_success"]
+
+Run = dict[str, Any]
+
+
+def _value(run: Run, score: str) -> float | None:
+    v = run.get("scores", {}).get(score)
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def score_pairs(runs: Sequence[Run], x: str, y: str) -> tuple[np.ndarray, np.ndarray, list[Run]]:
+    """``(x values, y values, runs)`` of the models that have both scores."""
+    kept = [r for r in runs if _value(r, x) is not None and _value(r, y) is not None]
+    return (np.array([_value(r, x) for r in kept]), np.array([_value(r, y) for r in kept]),
+            kept)
+
+
+def _group(run: Run, by: Sequence[str]) -> tuple:
+    return tuple(setting_key(run["setting"]) if k == "setting" else run[k] for k in by)
+
+
+def variance_explained(runs: Sequence[Run], score: str,
+                       by: Sequence[str] = ("method", "setting")) -> float:
+    """The share of ``score``'s variance over the models explained by the categories ``by``:
+    1 − (sum of squares within the groups) / (total sum of squares), which is the R² of a
+    least-squares regression of the score on one-hot indicators of the groups. With
+    ``by=("method",)`` the objective alone; with ``("method", "setting")`` the objective and
+    its regularisation strength; what is left is due to the seed."""
+    values = [(v, _group(r, by)) for r in runs if (v := _value(r, score)) is not None]
+    if len(values) < 2:
+        raise ValueError(f"variance_explained needs at least two models with {score!r}")
+    y = np.array([v for v, _ in values])
+    total = float(((y - y.mean()) ** 2).sum())
+    if total == 0:
+        raise ValueError(f"{score!r} does not vary over the models: nothing to explain")
+    within = 0.0
+    for g in {g for _, g in values}:
+        yg = np.array([v for v, h in values if h == g])
+        within += float(((yg - yg.mean()) ** 2).sum())
+    return 1.0 - within / total
+
+
+def rank_correlations(runs: Sequence[Run], scores: Sequence[str]) -> np.ndarray:
+    """(S, S) Spearman rank correlations of ``scores`` over the models that have all of them
+    (average ranks for ties; NaN where a score does not vary)."""
+    from scipy.stats import spearmanr
+
+    kept = [r for r in runs if all(_value(r, s) is not None for s in scores)]
+    if len(kept) < 3:
+        raise ValueError(f"rank_correlations needs at least three models with {list(scores)}")
+    table = np.array([[_value(r, s) for s in scores] for r in kept])
+    out = np.full((len(scores), len(scores)), np.nan)
+    for i in range(len(scores)):
+        for j in range(len(scores)):
+            a, b = table[:, i], table[:, j]
+            if np.ptp(a) > 0 and np.ptp(b) > 0:
+                out[i, j] = float(spearmanr(a, b).statistic)
+    return out
+
+
+def _best_setting(runs: Sequence[Run], score: str) -> str | None:
+    medians: dict[str, list[float]] = {}
+    for r in runs:
+        if (v := _value(r, score)) is not None:
+            medians.setdefault(setting_key(r["setting"]), []).append(v)
+    if not medians:
+        return None
+    return max(sorted(medians), key=lambda k: float(np.median(medians[k])))
+
+
+def _beats(chosen: Sequence[float], pool: Sequence[float]) -> float:
+    """P(a chosen model beats a random model of the pool), ties counted as half."""
+    a, b = np.asarray(chosen)[:, None], np.asarray(pool)[None, :]
+    return float(((a > b) + 0.5 * (a == b)).mean())
+
+
+def transfer_success(source: Sequence[Run], target: Sequence[Run], source_score: str,
+                     target_score: str) -> float:
+    """How often the hyperparameter chosen on ``source`` gives a better model on ``target``.
+
+    For each method: choose its setting with the best median ``source_score`` over the
+    ``source`` models; then, on ``target``, the probability that a model of the chosen setting
+    beats a model of the same method drawn at random (any setting, any seed) on
+    ``target_score`` — exactly, over all pairs (ties count one half). Returns the mean over the
+    methods present in both. When ``source`` and ``target`` are the same models (the paper's
+    "same data set, different seed"), each seed of the target is judged with the setting chosen
+    on the *other* seeds, so a model never selects itself.
+    """
+    same = source is target or [id(r) for r in source] == [id(r) for r in target]
+    rates = []
+    for method in sorted({r["method"] for r in target} & {r["method"] for r in source}):
+        tgt = [r for r in target if r["method"] == method and _value(r, target_score) is not None]
+        pool = [_value(r, target_score) for r in tgt]
+        if not pool:
+            continue
+        if not same:
+            best = _best_setting([r for r in source if r["method"] == method], source_score)
+            chosen = [_value(r, target_score) for r in tgt
+                      if setting_key(r["setting"]) == best]
+            if chosen:
+                rates.append(_beats(chosen, pool))
+            continue
+        per_seed = []
+        for seed in sorted({r["seed"] for r in tgt}):
+            others = [r for r in source if r["method"] == method and r["seed"] != seed]
+            best = _best_setting(others, source_score)
+            chosen = [_value(r, target_score) for r in tgt
+                      if r["seed"] == seed and setting_key(r["setting"]) == best]
+            if chosen:
+                per_seed.append(_beats(chosen, pool))
+        if per_seed:
+            rates.append(float(np.mean(per_seed)))
+    if not rates:
+        raise ValueError("no method has models on both sides with the scores asked for")
+    return float(np.mean(rates))

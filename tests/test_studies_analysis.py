@@ -1,0 +1,101 @@
+"""The large-study analyses against independent computations: a least-squares regression for
+the variance explained, scipy for the rank correlations, brute-force pair counts for transfer."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from dlib.studies.analysis import (
+    rank_correlations,
+    score_pairs,
+    transfer_success,
+    variance_explained,
+)
+
+
+def _runs(seed=0, dataset="dsprites"):
+    rs = np.random.RandomState(seed)
+    runs = []
+    for m, method in enumerate(("beta_vae", "factor_vae")):
+        for s, value in enumerate((1.0, 2.0, 4.0)):
+            for seed_ in range(4):
+                effect = 0.3 * m + 0.1 * s  # method and setting effects, plus seed noise
+                runs.append({"dataset": dataset, "method": method, "setting": {"x": value},
+                             "seed": seed_,
+                             "scores": {"a": effect + 0.05 * rs.randn(), "b": rs.rand(),
+                                        "c": -effect + 0.01 * rs.randn()}})
+    return runs
+
+
+def test_variance_explained_is_the_r2_of_a_regression_on_the_groups():
+    runs = _runs()
+    y = np.array([r["scores"]["a"] for r in runs])
+    for by in (("method",), ("method", "setting")):
+        groups = sorted({tuple(str(r[k] if k != "setting" else r["setting"]) for k in by)
+                         for r in runs})
+        X = np.array([[float(tuple(str(r[k] if k != "setting" else r["setting"]) for k in by)
+                             == g) for g in groups] for r in runs])
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        r2 = 1 - ((y - X @ beta) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+        assert variance_explained(runs, "a", by) == pytest.approx(r2, abs=1e-12)
+    assert variance_explained(runs, "a", ("method",)) < variance_explained(runs, "a")
+    assert variance_explained(runs, "a") > 0.9  # the seed noise is small here
+    with pytest.raises(ValueError, match="does not vary"):
+        variance_explained([{**r, "scores": {"a": 1.0}} for r in runs], "a")
+
+
+def test_rank_correlations_are_scipys():
+    runs = _runs()
+    m = rank_correlations(runs, ("a", "b", "c"))
+    a, b, c = (np.array([r["scores"][k] for r in runs]) for k in "abc")
+    assert m[0, 1] == pytest.approx(spearmanr(a, b).statistic)
+    assert m[0, 2] == pytest.approx(spearmanr(a, c).statistic) and m[0, 2] < -0.8
+    np.testing.assert_allclose(np.diag(m), 1.0)
+    np.testing.assert_allclose(m, m.T)
+    x, y, kept = score_pairs(runs + [{"scores": {"a": 1.0}}], "a", "b")
+    assert len(kept) == len(runs) and np.array_equal(x, a)
+
+
+def _brute(chosen, pool):
+    wins = [(1.0 if c > p else 0.5 if c == p else 0.0) for c, p in itertools.product(chosen,
+                                                                                       pool)]
+    return float(np.mean(wins))
+
+
+def test_transfer_success_by_brute_force():
+    source, target = _runs(0), _runs(1, "color_dsprites")
+    # "a" rises with the setting in both: the best source setting is x = 4 for each method
+    got = transfer_success(source, target, "a", "a")
+    want = np.mean([_brute([r["scores"]["a"] for r in target
+                            if r["method"] == m and r["setting"] == {"x": 4.0}],
+                           [r["scores"]["a"] for r in target if r["method"] == m])
+                    for m in ("beta_vae", "factor_vae")])
+    assert got == pytest.approx(want) and got > 0.75
+    # choosing by "c" (which falls with the setting) picks x = 1: worse than random on "a"
+    assert transfer_success(source, target, "c", "a") < 0.25
+
+
+def test_transfer_on_the_same_models_leaves_each_seed_out():
+    runs = _runs(2)
+    got = transfer_success(runs, runs, "a", "a")
+    rates = []
+    for m in ("beta_vae", "factor_vae"):
+        pool = [r["scores"]["a"] for r in runs if r["method"] == m]
+        per_seed = []
+        for seed in range(4):
+            medians = {}
+            for r in runs:
+                if r["method"] == m and r["seed"] != seed:
+                    medians.setdefault(r["setting"]["x"], []).append(r["scores"]["a"])
+            best = max(medians, key=lambda k: np.median(medians[k]))
+            chosen = [r["scores"]["a"] for r in runs if r["method"] == m and r["seed"] == seed
+                      and r["setting"]["x"] == best]
+            per_seed.append(_brute(chosen, pool))
+        rates.append(np.mean(per_seed))
+    assert got == pytest.approx(np.mean(rates))
+    with pytest.raises(ValueError, match="no method"):
+        transfer_success(runs, [], "a", "a")
