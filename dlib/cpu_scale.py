@@ -35,7 +35,7 @@ from dlib.metrics.encoded import factor_latent_r2
 __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
            "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
-           "results_table", "seed_traversal", "plot_methods"]
+           "results_table", "seed_traversal", "plot_methods", "as_runs"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -541,6 +541,27 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
            title=f"one point per model ({sc.name} scale)")
     ax.legend(fontsize=8)
     return ax
+
+
+def as_runs(scale: str = "cpu", root: str | os.PathLike | None = None
+            ) -> list[dict[str, Any]]:
+    """The probes at ``scale``'s settings as study model records (``dataset``, ``method``,
+    ``setting``, ``seed``, ``scores``; the Gaussian TC of the mean named ``gaussian_tc`` as in a
+    study), so that :mod:`dlib.studies.analysis` can analyse them."""
+    from dlib.scales import get
+
+    sc = get(scale)
+    runs = select(probes(root), None, None, image_size=sc.image_size, width=sc.width,
+                  steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    out = []
+    for d in runs:
+        scores = dict(d["scores"])
+        scores["gaussian_tc"] = scores.pop("gaussian_tc_mean")
+        out.append({"dataset": "dsprites", "method": d["method"], "setting": d["setting"],
+                    "seed": d["seed"], "scores": scores, "key": result_name(
+                        d["method"], d["setting"], d["seed"], sc.image_size, sc.width, sc.steps,
+                        sc.learning_rate, sc.batch_size)})
+    return out
 
 
 def _score_checkpoint(a: argparse.Namespace) -> int:
