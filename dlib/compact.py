@@ -27,7 +27,8 @@ import torch
 
 from dlib.methods.base import Method
 
-__all__ = ["COMPACT_VERSION", "save_compact", "load_compact", "probe_indices", "check_compact"]
+__all__ = ["COMPACT_VERSION", "save_compact", "load_compact", "load_beside", "probe_indices",
+           "check_compact"]
 
 COMPACT_VERSION = 1
 _KEEP = ("encoder.", "decoder.")
@@ -125,6 +126,17 @@ def load_compact(path: str | os.PathLike, device: torch.device | str = "cpu"
         own[k].copy_(v.float())
     method.to(device).eval()
     return method, record
+
+
+def load_beside(result: Any, device: torch.device | str = "cpu"
+                ) -> tuple[Method, dict[str, Any]]:
+    """The compact checkpoint stored beside a saved result (:class:`dlib.results.Result`, its
+    ``.json`` with a ``.pt`` of the same name): ``(method, record)`` as :func:`load_compact`."""
+    path = Path(result.path).with_suffix(".pt")
+    if not path.exists():
+        raise FileNotFoundError(f"{Path(result.path).name} has no checkpoint beside it "
+                                f"({path.name})")
+    return load_compact(path, device)
 
 
 def check_compact(method: Method, record: dict[str, Any], data: Any) -> float:

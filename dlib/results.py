@@ -210,16 +210,6 @@ class Result:
                 self._arrays = {}
         return self._arrays
 
-    def checkpoint(self, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
-        """The trained model stored beside this result as a compact checkpoint (``.pt``, see
-        :mod:`dlib.compact`): ``(method, record)``, the method in eval mode on ``device``."""
-        from dlib.compact import load_compact
-
-        path = self.path.with_suffix(".pt")
-        if not path.exists():
-            raise FileNotFoundError(f"{self.path.name} has no checkpoint beside it ({path.name})")
-        return load_compact(path, device)
-
     def note(self) -> str:
         """One line saying which run produced this result."""
         p = self.provenance

@@ -293,13 +293,13 @@ def test_the_book_ships_checkpoints_within_budget():
 def test_shipped_checkpoint_loads_and_matches_its_probe(path):
     """Every shipped checkpoint: loads into its method, has a clean-tree result beside it, and
     reproduces the full-precision codes stored at training time (float16 weights)."""
-    from dlib.compact import check_compact
+    from dlib.compact import check_compact, load_beside
     from dlib.results import load as load_result
 
     result = load_result(f"cpu_scale/{path.stem}")
     assert result is not None, f"{path.name} has no result JSON beside it"
     assert result.provenance["dirty"] is False and len(result.provenance["commit"]) == 40
-    model, record = result.checkpoint()
+    model, record = load_beside(result)
     assert record["scores"] == pytest.approx(result.data["scores"])
     data = load(record["dataset"]["name"], image_size=record["dataset"]["image_size"])
     assert check_compact(model, record, data) < 5e-3
@@ -309,11 +309,12 @@ def test_shipped_checkpoint_reproduces_its_stored_scores():
     """The model chapter 20 builds its twin from: MIG and SAP recomputed from the float16
     checkpoint, on the same samples as the stored study-settings suite (each metric's own
     RandomState(0), encoding on demand), agree with the stored scores."""
+    from dlib.compact import load_beside
     from dlib.metrics import compute, torch_representation
     from dlib.results import load as load_result
 
     result = load_result("cpu_scale/beta_vae_beta4_px32_w0.5_n20000_lr0.001_b64_s0")
-    model, record = result.checkpoint()
+    model, record = load_beside(result)
     data = load("dsprites", image_size=record["dataset"]["image_size"])
     rep = torch_representation(model.represent)
     suite = result.data["suite"]
