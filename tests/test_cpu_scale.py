@@ -220,7 +220,11 @@ def test_cpu_scale_entry_and_caption():
     assert (cpu.image_size, cpu.width, cpu.batch_size) == (32, 0.5, 64)
     cap = cpu.caption()
     assert "32×32" in cap and "× 0.5" in cap and "first conv layer" in cap
-    assert "provisional" in cpu.description and "not the papers'" in cpu.description
+    assert "chosen by measurement" in cpu.description and "not the papers'" in cpu.description
+    short = get("cpu_short")
+    assert short.replace(steps=cpu.steps) == cpu.replace(name="cpu_short",
+                                                         description=short.description)
+    assert short.steps == cpu.steps // 2 and "20,000 steps" in short.caption()
     assert "first conv" not in get("full").caption()
 
 
@@ -313,7 +317,7 @@ def test_shipped_checkpoint_reproduces_its_stored_scores():
     from dlib.metrics import compute, torch_representation
     from dlib.results import load as load_result
 
-    result = load_result("cpu_scale/beta_vae_beta4_px32_w0.5_n20000_lr0.001_b64_s0")
+    result = load_result("cpu_scale/beta_vae_beta4_px32_w0.5_n40000_lr0.001_b64_s0")
     model, record = load_beside(result)
     data = load("dsprites", image_size=record["dataset"]["image_size"])
     rep = torch_representation(model.represent)
