@@ -349,3 +349,15 @@ def test_udr_across_seeds_from_the_kept_codes(tmp_path):
     kl = [0.5 * (c**2 + np.exp(lv) - 1 - lv).mean(0) for c, lv in zip(f16, logvars, strict=True)]
     want = udr(f16, kl, include_raw_correlations=False)["model_scores"]
     np.testing.assert_allclose([got[k] for k in keys], want, rtol=1e-6)
+
+
+def test_a_narrower_scale_narrows_factorvaes_discriminator_too():
+    from dlib.scales import SCALES
+    from dlib.studies.trainable import build_methods
+
+    point = {"dataset": "dsprites", "method": "factor_vae", "setting": {"gamma": 40.0}}
+    methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES["cpu"])
+    assert options["d_hidden"] == 500 and options["width"] == 0.5
+    assert methods[0].discriminator.body[0].out_features == 500
+    _, full = build_methods(point, [0], 100, 64, (1, 64, 64), 1000, SCALES["full"])
+    assert "d_hidden" not in full  # the paper's 1000 units at full scale

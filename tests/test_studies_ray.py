@@ -154,3 +154,41 @@ def test_seeds_batched_in_one_trial_equal_separate_trials(retried, tmp_path):
     for seed in (0, 1):
         for key, value in separate[seed]["scores"].items():
             assert batched[seed]["scores"][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+
+
+def test_a_new_session_trains_only_what_is_not_exported(cluster, tmp_path):
+    """Ray's storage may not outlive a session; the exported (committed) results do. A run
+    with fresh storage skips the exported models, and its export keeps them."""
+    study = _study("t_sessions")
+    out = tmp_path / "out"
+    first = studies.run(study, scale=TINY, storage=tmp_path / "ray1", out=out, max_trials=1,
+                        cpus_per_trial=2, verbose=0, command_line="session 1")
+    assert first["finished_models"] == 1
+    studies.export(study, scale=TINY, storage=tmp_path / "ray1", out=out)
+    (kept,) = json.loads((out / "t_sessions" / "index.json").read_text())["models"]
+    before = (out / "t_sessions" / "runs" / f"{kept}.json").read_bytes()
+
+    second = studies.run(study, scale=TINY, storage=tmp_path / "ray2", out=out, verbose=0,
+                         command_line="session 2")  # a new machine: empty storage
+    assert second["exported_models"] == 1
+    assert second["trials"] == 1 and second["finished_models"] == 1  # only the other seed
+    assert second["remaining_models"] == 0
+    studies.export(study, scale=TINY, storage=tmp_path / "ray2", out=out)
+    index = json.loads((out / "t_sessions" / "index.json").read_text())
+    assert index["complete"] is True and len(index["models"]) == 2
+    assert [r["command"] for r in index["provenance"]["runs"]] == ["session 1", "session 2"]
+    assert [len(e["models"]) for e in index["exports"]] == [1, 1]
+    assert (out / "t_sessions" / "runs" / f"{kept}.json").read_bytes() == before
+    assert sorted(r["seed"] for r in studies.load("t_sessions", root=out).runs) == [0, 1]
+
+    third = studies.run(study, scale=TINY, storage=tmp_path / "ray3", out=out, verbose=0)
+    assert third["started"] is False and third["remaining_models"] == 0
+    assert "exported already" in third["note"]
+    again = studies.run(study, scale=TINY, storage=tmp_path / "ray4", out=out, verbose=0,
+                        skip_exported=False, max_trials=1, cpus_per_trial=2)
+    assert again["finished_models"] == 1  # --retrain trains them again
+
+
+def test_methods_must_belong_to_the_study(tmp_path):
+    with pytest.raises(ValueError, match="no method"):
+        studies.run(_study("t_methods"), scale=TINY, storage=tmp_path, methods=["nope"])

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="training and metric sizes (default: full with CUDA, else quick)")
     common.add_argument("--seeds", type=int, nargs="+", help="instead of the study's seeds")
     common.add_argument("--steps", type=int, help="instead of the scale's steps")
+    common.add_argument("--methods", nargs="+", help="only these methods of the study "
+                        "(an experiment of its own; the export keeps the others' models)")
+    common.add_argument("--out", help="results folder (default: book/results)")
     common.add_argument("--storage", help="Ray's storage path (default: the dlib cache; a "
                         "shared folder or bucket on a multi-node cluster)")
     p = sub.add_parser("run", parents=[common], help="train and evaluate (resumes)")
@@ -40,27 +43,29 @@ def main(argv: list[str] | None = None) -> int:
                    help="seeds of one setting trained together by the batched engine")
     p.add_argument("--cpus-per-trial", type=int, default=1,
                    help="CPUs and torch threads of a trial (default 1)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the models already exported at this scale again")
     sub.add_parser("status", parents=[common], help="trials finished / unfinished / errored")
-    e = sub.add_parser("export", parents=[common], help="write finished models to book/results")
-    e.add_argument("--out", help="results folder (default: book/results)")
+    sub.add_parser("export", parents=[common], help="write finished models to book/results")
     args = parser.parse_args(args_list)
     if args.cmd == "list":
         for name, study in studies.STUDIES.items():
             print(f"{name:18s} {study.planned():4d} models  {study.description}")
         return 0
     where = {"scale": args.scale, "seeds": args.seeds, "steps": args.steps,
-             "storage": args.storage}
+             "storage": args.storage, "methods": args.methods}
     if args.cmd == "run":
         info = studies.run(args.name, address=args.address,
                            checkpoint_every=args.checkpoint_every,
                            max_failures=args.max_failures, max_trials=args.max_trials,
                            gpus_per_trial=args.gpus_per_trial,
                            seeds_per_trial=args.seeds_per_trial,
-                           cpus_per_trial=args.cpus_per_trial, command_line=line, **where)
+                           cpus_per_trial=args.cpus_per_trial, command_line=line,
+                           skip_exported=not args.retrain, out=args.out, **where)
         print(json.dumps(info, indent=1))
         return 0
     if args.cmd == "status":
-        print(json.dumps(studies.status(args.name, **where), indent=1))
+        print(json.dumps(studies.status(args.name, out=args.out, **where), indent=1))
         return 0
     path = studies.export(args.name, out=args.out, command_line=line, **where)
     result = studies.load(args.name, root=path.parents[1], quiet=True)

@@ -28,7 +28,7 @@ from dlib.scales import Scale
 from dlib.scales import get as get_scale
 from dlib.studies.declarations import Study, get
 from dlib.studies.reading import INDEX_FORMAT
-from dlib.studies.trainable import train_and_evaluate, trial_steps
+from dlib.studies.trainable import train_and_evaluate, trial_key, trial_steps
 
 __all__ = ["INDEX_FORMAT", "default_scale", "experiment_name", "experiment_path", "command",
            "run", "status", "export"]
@@ -49,11 +49,14 @@ def _scale(scale: str | Scale | None) -> Scale:
 
 
 def experiment_name(study: Study, scale: Scale, steps: int | None = None,
-                    seeds: list[int] | tuple[int, ...] | None = None) -> str:
+                    seeds: list[int] | tuple[int, ...] | None = None,
+                    methods: list[str] | tuple[str, ...] | None = None) -> str:
     """The experiment's folder name: study and scale, plus what the command changed."""
     name = f"{study.name}-{scale.name}"
     if steps is not None:
         name += f"-steps{int(steps)}"
+    if methods:
+        name += "-" + "+".join(sorted(methods))
     if seeds is not None and tuple(seeds) != tuple(study.seeds):
         text = "_".join(str(int(s)) for s in seeds)
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
@@ -67,10 +70,11 @@ def _storage(storage: str | os.PathLike | None) -> str:
 
 def experiment_path(name: str | Study, *, scale: str | Scale | None = None,
                     steps: int | None = None, seeds: list[int] | None = None,
-                    storage: str | os.PathLike | None = None) -> str:
+                    storage: str | os.PathLike | None = None,
+                    methods: list[str] | None = None) -> str:
     """Where Ray keeps the experiment of this study, scale and overrides."""
     study, sc = get(name), _scale(scale)
-    return os.path.join(_storage(storage), experiment_name(study, sc, steps, seeds))
+    return os.path.join(_storage(storage), experiment_name(study, sc, steps, seeds, methods))
 
 
 def command(name: str, verb: str = "run", **overrides: Any) -> str:
@@ -84,11 +88,18 @@ def command(name: str, verb: str = "run", **overrides: Any) -> str:
 
 
 def _resolve(name: str | Study, scale: str | Scale | None, steps: int | None,
-             seeds: list[int] | None, storage: str | os.PathLike | None
-             ) -> tuple[Study, Scale, str]:
+             seeds: list[int] | None, storage: str | os.PathLike | None,
+             methods: list[str] | None = None) -> tuple[Study, Scale, str]:
     """The study (with the chosen seeds), the scale and the experiment's folder."""
     base, sc = get(name), _scale(scale)
-    path = experiment_path(base, scale=sc, steps=steps, seeds=seeds, storage=storage)
+    if methods:
+        known = {a.method for a in base.arms}
+        unknown = sorted(set(methods) - known)
+        if unknown:
+            raise ValueError(f"study {base.name!r} has no method {unknown}; "
+                             f"its methods are {sorted(known)}")
+    path = experiment_path(base, scale=sc, steps=steps, seeds=seeds, storage=storage,
+                           methods=methods)
     study = base if seeds is None else base.replace(seeds=tuple(int(s) for s in seeds))
     return study, sc, path
 
@@ -121,7 +132,8 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         max_trials: int | None = None, gpus_per_trial: float | None = None,
         seeds_per_trial: int = 1, cpus_per_trial: int = 1, verbose: int = 1,
         command_line: str | None = None,
-        fail_once: str | os.PathLike | None = None) -> dict[str, Any]:
+        fail_once: str | os.PathLike | None = None, methods: list[str] | None = None,
+        skip_exported: bool = True, out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate study ``name`` (resuming it when its experiment exists); return
     :func:`status`.
 
@@ -133,14 +145,28 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     by :func:`dlib.engine.fit_many`) size trials for a GPU; ``cpus_per_trial`` CPUs (and torch
     threads) go to each trial (default 1: a 2-core machine trains two models at once).
     ``fail_once`` (a folder) makes every trial raise once after its first checkpoint: the
-    retry path, for tests.
+    retry path, for tests. ``methods`` trains only those arms of the study (an experiment of
+    its own). With ``skip_exported`` (the default) the models already exported to ``out``
+    (default ``book/results``) at the same scale and steps are not trained again: the
+    committed results carry a study from one session to the next even where Ray's storage
+    does not survive.
     """
     import ray
     from ray import tune
 
     if seeds_per_trial < 1:
         raise ValueError("seeds_per_trial must be positive")
-    study, sc, path = _resolve(name, scale, steps, seeds, storage)
+    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
+    done = exported_keys(study, sc, steps, out) if skip_exported else set()
+    seed_groups = [list(study.seeds[i:i + seeds_per_trial])
+                   for i in range(0, len(study.seeds), seeds_per_trial)]
+    jobs = [{"point": p, "seeds": g} for p in study.points()
+            if not methods or p["method"] in methods for g in seed_groups
+            if not all(trial_key(p, s) in done for s in g)]
+    if not jobs and not tune_can_restore(path):
+        info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
+                  out=out)
+        return {**info, "exported_models": len(done), "note": "every model is exported already"}
     prov = _results.Provenance(command_line)
     _init_ray(address)
     from dlib.studies.session import SESSION, SessionLimit, TrialBar
@@ -156,11 +182,8 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
-        seed_groups = [list(study.seeds[i:i + seeds_per_trial])
-                       for i in range(0, len(study.seeds), seeds_per_trial)]
         space = {"study": study.to_dict(), "scale": dataclasses.asdict(sc),
-                 "point": tune.grid_search(study.points()),
-                 "seeds": tune.grid_search(seed_groups), "steps": steps,
+                 "job": tune.grid_search(jobs), "steps": steps,
                  "checkpoint_every": checkpoint_every, "threads": cpus_per_trial,
                  "device": None if gpu > 0 else "cpu", "command": prov.command,
                  "fail_once": None if fail_once is None else str(fail_once)}
@@ -176,7 +199,41 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     log.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(log.read_text()) if log.exists() else []
     log.write_text(json.dumps(_results._jsonable([*runs, record]), indent=1))
-    return status(name, scale=sc, steps=steps, seeds=seeds, storage=storage)
+    info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
+                  out=out)
+    return {**info, "exported_models": len(done)}
+
+
+def tune_can_restore(path: str) -> bool:
+    """Whether Ray has an experiment at ``path`` (False where Ray is not installed)."""
+    try:
+        from ray import tune
+    except ImportError:
+        return False
+    return bool(tune.Tuner.can_restore(path))
+
+
+def _exported_index(study: Study, sc: Scale, steps: int | None,
+                    out: str | os.PathLike | None) -> tuple[Path, dict[str, Any] | None]:
+    """The study's export folder and its index, when that index is of this scale and steps."""
+    root = Path(out) if out is not None else _results.results_dir()
+    folder = root / study.name
+    index = folder / "index.json"
+    if not index.exists():
+        return folder, None
+    payload = json.loads(index.read_text())
+    same = (payload.get("scale", {}).get("name") == sc.name
+            and payload.get("steps") == trial_steps(study, sc, steps))
+    return folder, payload if same else None
+
+
+def exported_keys(study: Study, sc: Scale, steps: int | None,
+                  out: str | os.PathLike | None = None) -> set[str]:
+    """The models of ``study`` already exported to ``out`` at this scale and steps."""
+    folder, payload = _exported_index(study, sc, steps, out)
+    if payload is None:
+        return set()
+    return {k for k in payload.get("models", []) if (folder / "runs" / f"{k}.json").exists()}
 
 
 def _records(path: str) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], dict[str, int]]:
@@ -206,60 +263,71 @@ def _records(path: str) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], di
 
 
 def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | None = None,
-           seeds: list[int] | None = None, storage: str | os.PathLike | None = None
+           seeds: list[int] | None = None, storage: str | os.PathLike | None = None,
+           methods: list[str] | None = None, out: str | os.PathLike | None = None
            ) -> dict[str, Any]:
-    """How far the study's experiment got: planned, finished and remaining models; the trials
-    Ray has made so far, finished, errored or unfinished (the grid's later trials are made as
-    earlier ones start)."""
-    from ray import tune
-
-    study, _, path = _resolve(name, scale, steps, seeds, storage)
+    """How far the study got: planned models, those exported to ``out`` (default
+    ``book/results``) at this scale, and the trials of this machine's experiment, finished,
+    errored or unfinished (the grid's later trials are made as earlier ones start)."""
+    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
+    done = exported_keys(study, sc, steps, out)
     info: dict[str, Any] = {"study": study.name, "experiment": path,
-                            "planned_models": study.planned()}
-    if not tune.Tuner.can_restore(path):
-        return {**info, "started": False}
+                            "planned_models": study.planned(), "exported_models": len(done)}
+    if not tune_can_restore(path):
+        return {**info, "started": False, "remaining_models": study.planned() - len(done)}
     records, counts = _records(path)
+    finished = {r["key"] for r, _ in records}
     return {**info, "started": True, **counts, "finished_models": len(records),
-            "remaining_models": study.planned() - len(records)}
+            "remaining_models": study.planned() - len(finished | done)}
 
 
 def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | None = None,
            seeds: list[int] | None = None, storage: str | os.PathLike | None = None,
-           out: str | os.PathLike | None = None, command_line: str | None = None) -> Path:
+           out: str | os.PathLike | None = None, command_line: str | None = None,
+           methods: list[str] | None = None) -> Path:
     """Write the finished models of the study's experiment into ``out/<study>/`` (default
     ``book/results``): ``runs/<model>.json`` (+ ``.npz`` of its arrays) per model, each with
     the provenance of the trial that made it, and ``index.json`` with the study, the scale,
-    what is finished and the run record. The folder is rewritten as a whole."""
-    from ray import tune
+    what is finished and the record of every run command.
 
-    study, sc, path = _resolve(name, scale, steps, seeds, storage)
-    if not tune.Tuner.can_restore(path):
+    Models exported earlier at the same scale and steps (an earlier session's, committed) are
+    kept and listed beside the new ones; an export of another scale or step count replaces the
+    folder as a whole.
+    """
+    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
+    if not tune_can_restore(path):
         raise FileNotFoundError(f"no experiment at {path}; run it first: "
                                 f"{command(study.name, scale=sc.name)}")
     records, counts = _records(path)
-    root = Path(out) if out is not None else _results.results_dir()
-    folder = root / study.name
-    if folder.exists():
+    folder, previous = _exported_index(study, sc, steps, out)
+    root = folder.parent
+    kept = exported_keys(study, sc, steps, out)
+    if previous is None and folder.exists():
         shutil.rmtree(folder)
-    keys = []
+    keys = set(kept)
     for record, arrays in sorted(records, key=lambda r: r[0]["key"]):
         prov = record.pop("provenance")
         _results.save(f"{study.name}/runs/{record['key']}", record, prov, arrays or None,
                       root=root)
-        keys.append(record["key"])
+        keys.add(record["key"])
     log = _run_log(path)
     runs = json.loads(log.read_text()) if log.exists() else []
+    earlier = list(previous["provenance"].get("runs", [])) if previous else []
+    seen = {(r.get("command"), r.get("started_utc")) for r in earlier}
+    runs = earlier + [r for r in runs if (r.get("command"), r.get("started_utc")) not in seen]
     export_prov = _results.Provenance(command_line).finish(scale=sc.name)
     latest = dict(runs[-1]) if runs else dict(export_prov)
     latest["wall_s"] = round(sum(float(r.get("wall_s") or 0) for r in runs), 1)
     latest["runs"] = runs
     latest["export"] = {"command": export_prov["command"], "utc": export_prov["started_utc"],
                         "commit": export_prov["commit"], "dirty": export_prov["dirty"]}
+    exports = list(previous.get("exports", [])) if previous else []
+    exports.append({**latest["export"], "experiment": Path(path).name,
+                    "models": sorted(r["key"] for r, _ in records)})
     payload = {"format": INDEX_FORMAT, "study": study.name, "description": study.description,
                "declaration": study.to_dict(), "scale": dataclasses.asdict(sc),
                "steps": trial_steps(study, sc, steps), "planned_models": study.planned(),
                "finished_models": len(keys), "complete": len(keys) == study.planned(),
-               "trials": counts, "models": keys}
+               "trials": counts, "exports": exports, "models": sorted(keys)}
     _results.save(f"{study.name}/index", payload, latest, root=root)
     return folder / "index.json"
-
