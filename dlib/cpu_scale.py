@@ -35,7 +35,8 @@ from dlib.metrics.encoded import factor_latent_r2
 __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
            "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
-           "results_table", "seed_traversal", "plot_methods", "as_runs"]
+           "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
+           "study_models", "moves_in_one_latent", "STUDY"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -150,18 +151,8 @@ def train_and_score(
     scores["recon"] = float(recon)
     scores["kl"] = float(kl.sum())
     scores["active_dims"] = int((kl > 0.01).sum())
-    # which active latent carries x, y and scale (their R² row's best latent), and how
-    # cleanly: a factor moves in one latent when the second-best active latent's R² is small
-    # (an inactive latent's R² is that of its tiny noise variance, so it does not count)
     names = data.factor_names
-    active = np.flatnonzero(kl > 0.01)
-    moves = {}
-    for f in ("posX", "posY", "scale"):
-        row = r2[names.index(f)]
-        best = active[np.argsort(-row[active])] if len(active) else np.array([], int)
-        moves[f] = {"latent": int(best[0]) if len(best) else None,
-                    "r2": float(row[best[0]]) if len(best) else 0.0,
-                    "second_r2": float(row[best[1]]) if len(best) > 1 else 0.0}
+    moves = moves_in_one_latent(r2, kl, names)
     payload = {
         "method": method, "setting": setting, "seed": int(seed),
         "scale": {"image_size": image_size, "width": width, "steps": steps,
@@ -268,6 +259,86 @@ def _ablation(a: argparse.Namespace) -> int:
 GATES = {"factor_vae": 0.65, "mig": 0.15, "seeds": 3}
 
 
+def moves_in_one_latent(r2: Any, kl: Any, names: tuple[str, ...] | list[str],
+                        factors: tuple[str, ...] = ("posX", "posY", "scale")
+                        ) -> dict[str, dict[str, Any]]:
+    """Which active latent (KL > 0.01 nats) carries each of ``factors`` (the best latent of
+    its row of the factor × latent R² map ``r2``), its R², and the second-best active latent's:
+    a factor moves in one latent when that second R² is small. (An inactive latent's R² is that
+    of its tiny noise variance, so it does not count.)"""
+    r2, kl = np.asarray(r2), np.asarray(kl)
+    active = np.flatnonzero(kl > 0.01)
+    moves = {}
+    for f in factors:
+        row = r2[list(names).index(f)]
+        best = active[np.argsort(-row[active])] if len(active) else np.array([], int)
+        moves[f] = {"latent": int(best[0]) if len(best) else None,
+                    "r2": float(row[best[0]]) if len(best) else 0.0,
+                    "second_r2": float(row[best[1]]) if len(best) > 1 else 0.0}
+    return moves
+
+
+#: the study whose models the CPU scale's tables show where it has them
+STUDY = "locatello"
+
+
+def study_models(scale: str = "cpu", study: str = STUDY,
+                 root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The dSprites models of ``study`` exported at ``scale`` (none when its export is of
+    another scale), in the form of a probe record: ``scale`` entries, ``scores`` with the KL
+    summed over the latents and the active latents (both over the whole data set, like the
+    probes'), ``kl_dims``, the R² map, ``moves_in_one_latent``; plus ``key`` and ``source``
+    (the study's name) to find its arrays."""
+    from dlib.data.dsprites import FACTOR_NAMES
+    from dlib.studies import load
+
+    res = load(study, root=root, quiet=True)
+    if res is None or res.data.get("scale", {}).get("name") != scale:
+        return []
+    sc = res.data["scale"]
+    out = []
+    for r in res.runs:
+        if r.get("dataset") != "dsprites" or not r.get("kl_all"):
+            continue
+        kl = np.asarray(r["kl_all"], dtype=float)
+        scores = dict(r["scores"])
+        scores["gaussian_tc_mean"] = scores.get("gaussian_tc")
+        scores["kl"] = float(kl.sum())
+        scores["active_dims"] = int((kl > 0.01).sum())
+        wall = r.get("provenance", {}).get("trial_wall_s")
+        out.append({
+            "method": r["method"], "setting": r["setting"], "seed": int(r["seed"]),
+            "scale": {"image_size": sc["image_size"], "width": sc["width"],
+                      "steps": int(r["steps"]), "batch_size": int(r["batch_size"]),
+                      "learning_rate": float(r["options"].get("lr", sc["learning_rate"])),
+                      "threads": 1, "metrics": "study defaults"},
+            "scores": scores, "kl_dims": kl.tolist(),
+            "factor_latent_r2": r["factor_latent_r2"], "factor_names": list(FACTOR_NAMES),
+            "moves_in_one_latent": moves_in_one_latent(r["factor_latent_r2"], kl,
+                                                       FACTOR_NAMES),
+            # a trial's wall time covers training and scoring: the train phase alone is unknown
+            "phases": {"train": {"seconds": float("nan")}},
+            "trial_seconds": float("nan") if wall is None else float(wall),
+            "key": r["key"], "source": study,
+        })
+    return out
+
+
+def models(scale: str = "cpu", root: str | os.PathLike | None = None
+           ) -> list[dict[str, Any]]:
+    """Every model trained at ``scale``'s settings: the study's (:func:`study_models`), and
+    the probes of each method and setting that the study has no model of yet."""
+    from dlib.scales import get
+
+    sc = get(scale)
+    study = study_models(scale, root=root)
+    have = {(d["method"], json.dumps(d["setting"], sort_keys=True)) for d in study}
+    at = select(probes(root), None, None, image_size=sc.image_size, width=sc.width,
+                steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    rest = [d for d in at if (d["method"], json.dumps(d["setting"], sort_keys=True)) not in have]
+    return study + rest
+
+
 def probes(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Every probe result under ``cpu_scale/`` (parsed JSON), sorted by file name."""
     from dlib.results import results_dir
@@ -370,7 +441,7 @@ def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
     train phase's wall seconds (``"train_seconds"``) or CPU seconds (``"train_cpu_seconds"``:
     what the phase cost this process, which a busy machine does not inflate)."""
     if key == "train_seconds":
-        values = [d["phases"]["train"]["seconds"] for d in runs]
+        values = [d["phases"]["train"].get("seconds", np.nan) for d in runs]
     elif key == "train_cpu_seconds":  # not recorded by the first probes: NaN
         values = [d["phases"]["train"].get("cpu_seconds", np.nan) for d in runs]
     else:
@@ -414,13 +485,9 @@ def ablation_rows(root: str | os.PathLike | None = None, image_size: int = 32
 
 def sweep_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu",
                root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """The probes of ``method`` at the settings of ``scale``, grouped by the value of
+    """The models of ``method`` at ``scale`` (:func:`models`), grouped by the value of
     ``option`` (e.g. β): per value the seeds and (mean, sd) of each score."""
-    from dlib.scales import get
-
-    sc = get(scale)
-    runs = select(probes(root), method, None, image_size=sc.image_size, width=sc.width,
-                  steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    runs = select(models(scale, root), method)
     groups: dict[float, list[dict[str, Any]]] = {}
     for d in runs:
         if set(d["setting"]) == {option}:
@@ -436,16 +503,13 @@ HEADLINE_SETTINGS: tuple[tuple[str, dict[str, float]], ...] = (
 def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None
                 ) -> list[dict[str, Any]]:
     """Each method of :data:`HEADLINE_SETTINGS` at ``scale``'s settings: seeds and (mean, sd)
-    of each score (methods without a recorded probe are left out)."""
+    of each score (methods without a model at that scale are left out)."""
     from dlib.methods import registry
-    from dlib.scales import get
 
-    sc = get(scale)
-    runs = probes(root)
+    runs = models(scale, root)
     rows = []
     for method, setting in HEADLINE_SETTINGS:
-        g = select(runs, method, setting, image_size=sc.image_size, width=sc.width,
-                   steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+        g = select(runs, method, setting)
         if g:
             label = f"{registry.get(method).label} ({_setting_label(setting)})"
             rows.append({"method": method, "setting": setting, "label": label, **_stats(g)})
@@ -482,27 +546,30 @@ def seed_traversal(method: str, setting: dict[str, float], which: str = "best",
                    score: str = "factor_vae", scale: str = "cpu",
                    root: str | os.PathLike | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The traversal images (uint8, (rows, values, C, H, W), latents by decreasing KL) of the
-    best or worst seed by ``score`` among the probes of ``method`` / ``setting`` at ``scale``,
-    and that probe's record."""
+    best or worst seed by ``score`` among the models of ``method`` / ``setting`` at ``scale``
+    (:func:`models`), and that model's record."""
     from dlib.results import load
     from dlib.scales import get
 
     if which not in ("best", "worst"):
         raise ValueError("which must be 'best' or 'worst'")
     sc = get(scale)
-    runs = select(probes(root), method, setting, image_size=sc.image_size, width=sc.width,
-                  steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
+    runs = select(models(scale, root), method, setting)
     if not runs:
-        raise KeyError(f"no probe of {method} {setting} at the {scale} scale")
+        raise KeyError(f"no model of {method} {setting} at the {scale} scale")
     ranked = sorted(runs, key=lambda d: d["scores"][score], reverse=True)
     d = ranked[0 if which == "best" else -1]
+    active = int((np.asarray(d["kl_dims"]) > 0.01).sum())
+    if d.get("source"):  # a study's model: its traversal rows follow the latents' KL order
+        from dlib.studies import load as load_study
+
+        study = load_study(d["source"], root=root, quiet=True)
+        return study.arrays(d["key"])["traversal"][:active], d
     name = result_name(method, setting, d["seed"], sc.image_size, sc.width, sc.steps,
                        sc.learning_rate, sc.batch_size)
     res = load(name, root)
     if res is None:
         raise FileNotFoundError(f"{name}.json is missing")
-    kl = np.asarray(d["kl_dims"])
-    active = int((kl > 0.01).sum())
     return res.arrays["traversal"][:active], d
 
 
@@ -520,10 +587,8 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
     sc = get(scale)
     if ax is None:
         ax = plt.subplots(figsize=(6, 3.6))[1]
-    runs = probes(root)
-    at = dict(image_size=sc.image_size, width=sc.width, steps=sc.steps,
-              learning_rate=sc.learning_rate, batch_size=sc.batch_size)
-    sweep = [d for d in select(runs, "beta_vae", None, **at) if d["setting"] != {"beta": 4.0}]
+    runs = models(scale, root)
+    sweep = [d for d in select(runs, "beta_vae", None) if d["setting"] != {"beta": 4.0}]
     if sweep:  # the rest of the β grid: the β-VAE's trade-off, for reference
         ax.scatter([d["scores"]["recon"] for d in sweep], [d["scores"][score] for d in sweep],
                    color="0.75", s=18, label="β-VAE, other β of the grid")
@@ -531,7 +596,7 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
             ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
                         fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
     for i, (method, setting) in enumerate(HEADLINE_SETTINGS):
-        pts = select(runs, method, setting, **at)
+        pts = select(runs, method, setting)
         if pts:
             ax.scatter([d["scores"]["recon"] for d in pts], [d["scores"][score] for d in pts],
                        color=PALETTE[i % len(PALETTE)], s=30,
@@ -545,22 +610,20 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
 
 def as_runs(scale: str = "cpu", root: str | os.PathLike | None = None
             ) -> list[dict[str, Any]]:
-    """The probes at ``scale``'s settings as study model records (``dataset``, ``method``,
-    ``setting``, ``seed``, ``scores``; the Gaussian TC of the mean named ``gaussian_tc`` as in a
-    study), so that :mod:`dlib.studies.analysis` can analyse them."""
+    """The models at ``scale`` (:func:`models`) as study model records (``dataset``,
+    ``method``, ``setting``, ``seed``, ``scores``; the Gaussian TC of the mean named
+    ``gaussian_tc`` as in a study), so that :mod:`dlib.studies.analysis` can analyse them."""
     from dlib.scales import get
 
     sc = get(scale)
-    runs = select(probes(root), None, None, image_size=sc.image_size, width=sc.width,
-                  steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
     out = []
-    for d in runs:
+    for d in models(scale, root):
         scores = dict(d["scores"])
         scores["gaussian_tc"] = scores.pop("gaussian_tc_mean")
+        key = d.get("key") or result_name(d["method"], d["setting"], d["seed"], sc.image_size,
+                                          sc.width, sc.steps, sc.learning_rate, sc.batch_size)
         out.append({"dataset": "dsprites", "method": d["method"], "setting": d["setting"],
-                    "seed": d["seed"], "scores": scores, "key": result_name(
-                        d["method"], d["setting"], d["seed"], sc.image_size, sc.width, sc.steps,
-                        sc.learning_rate, sc.batch_size)})
+                    "seed": d["seed"], "scores": scores, "key": key})
     return out
 
 

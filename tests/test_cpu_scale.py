@@ -279,6 +279,70 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     assert table.rows[0][:3] == ["β-VAE (β = 4)", "3", "0.667 ± 0.125"]
 
 
+def test_the_study_models_replace_the_probes_of_their_setting(tmp_path):
+    """Where the study has models of a setting at the scale, the book's tables show those (in
+    the probes' form); the probes of settings the study has not trained yet stay."""
+    import dataclasses
+    import json
+
+    from dlib import results
+    from dlib.cpu_scale import models, seed_traversal, study_models, sweep_rows
+    from dlib.scales import get
+    from dlib.studies.reading import INDEX_FORMAT
+
+    cpu = get("cpu")
+    folder = tmp_path / "cpu_scale"
+    folder.mkdir()
+    for beta, seed in ((4.0, 0), (8.0, 0)):  # two probes; the study below trains β = 4
+        d = {"method": "beta_vae", "setting": {"beta": beta}, "seed": seed,
+             "scores": {"factor_vae": 0.1, "mig": 0.1, "dci": 0.1, "recon": 50.0, "kl": 3.0,
+                        "active_dims": 3},
+             "scale": {"image_size": cpu.image_size, "width": cpu.width, "steps": cpu.steps,
+                       "batch_size": cpu.batch_size, "learning_rate": cpu.learning_rate},
+             "phases": {"train": {"seconds": 1.0}}, "kl_dims": [1.0] * 3 + [0.0] * 7}
+        (folder / f"b{beta:g}_s{seed}.json").write_text(json.dumps(d))
+    prov = {"command": "test", "commit": "0" * 40, "device": "cpu", "started_utc": "x",
+            "wall_s": 1.0}
+    keys = []
+    r2 = np.zeros((5, 10))
+    r2[3, 0], r2[4, 1], r2[1, 2], r2[4, 5] = 0.9, 0.8, 0.7, 0.3  # posX, posY, scale; posY twice
+    for seed, fvae in ((0, 0.6), (1, 0.8)):
+        key = f"dsprites-beta_vae-beta4-seed{seed}"
+        kl_all = [3.0, 2.0, 1.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]
+        record = {"key": key, "dataset": "dsprites", "method": "beta_vae",
+                  "setting": {"beta": 4.0}, "seed": seed, "options": {"lr": cpu.learning_rate},
+                  "steps": cpu.steps, "batch_size": cpu.batch_size, "scale": "cpu",
+                  "scores": {"factor_vae": fvae, "mig": 0.2, "dci": 0.3, "recon": 30.0,
+                             "gaussian_tc": 1.5},
+                  "kl": [9.0] * 10, "kl_all": kl_all, "factor_latent_r2": r2.tolist(),
+                  "arrays": ["traversal"]}
+        trav = np.full((10, 9, 1, 32, 32), seed, np.uint8)
+        results.save(f"locatello/runs/{key}", record, {**prov, "trial_wall_s": 900.0},
+                     {"traversal": trav}, root=tmp_path)
+        keys.append(key)
+    index = {"format": INDEX_FORMAT, "study": "locatello", "description": "test",
+             "declaration": {"arms": [{"method": "beta_vae", "settings": [{"beta": 4.0}]}]},
+             "scale": dataclasses.asdict(cpu), "steps": cpu.steps, "planned_models": 2,
+             "finished_models": 2, "complete": True, "models": keys}
+    results.save("locatello/index", index, prov, root=tmp_path)
+
+    study = study_models(root=tmp_path)
+    assert len(study) == 2 and study[0]["scores"]["kl"] == pytest.approx(6.5)
+    assert study[0]["scores"]["active_dims"] == 4 and study[0]["scores"]["gaussian_tc_mean"] == 1.5
+    moves = study[0]["moves_in_one_latent"]
+    assert moves["posX"] == {"latent": 0, "r2": 0.9, "second_r2": 0.0}
+    assert moves["posY"]["latent"] == 1 and moves["posY"]["second_r2"] == pytest.approx(0.3)
+    assert study_models("cpu_short", root=tmp_path) == []  # another scale's export: none
+    every = models(root=tmp_path)
+    assert sorted((d["setting"]["beta"], d.get("source")) for d in every) == [
+        (4.0, "locatello"), (4.0, "locatello"), (8.0, None)]
+    rows = sweep_rows(root=tmp_path)
+    assert [(r["beta"], r["seeds"]) for r in rows] == [(4.0, [0, 1]), (8.0, [0])]
+    assert rows[0]["factor_vae"][0] == pytest.approx(0.7)
+    images, run = seed_traversal("beta_vae", {"beta": 4.0}, "worst", root=tmp_path)
+    assert run["seed"] == 0 and images.shape == (4, 9, 1, 32, 32) and images.max() == 0
+
+
 # ---- the checkpoints the book ships -------------------------------------------------------------
 def _shipped() -> list:
     from dlib.results import results_dir
