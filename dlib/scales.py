@@ -92,6 +92,8 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
     "translation": {"num_train": 32, "num_test": 32, "steps": 3},
     "recon": {"num": 256},  # held-out images of the reconstruction error and KL
     "nmi_trace": {"num": 300, "points": 3},  # DEFT's max-m NMI trace over training
+    "downstream_task": {"num_train": (10, 100), "num_test": 200},
+    "downstream_task_gbt": {"num_train": (10, 100), "num_test": 200},
 }
 
 SCALES: dict[str, Scale] = {

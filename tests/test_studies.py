@@ -278,11 +278,14 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
 
     data = load("dsprites", path=save_dsprites_npz(tmp_path / "t.npz", (1, 3, 2, 4, 6, 6),
                                                    device="cpu"), md5=None)
+    small = {"num_train": (10, 100), "num_test": 50}
     scale = Scale("tiny", "test", steps=8, batch_size=8,
                   metrics={"mig": {"num_train": 200}, "sap": {"num_train": 200, "num_test": 100},
-                           "unsupervised": {"num_train": 200}})
+                           "unsupervised": {"num_train": 200}, "downstream_task": small,
+                           "downstream_task_gbt": small})
     study = studies.Study("t", "t", (studies.Arm("beta_vae"),),
-                          metrics=("mig", "sap", "unsupervised"))
+                          metrics=("mig", "sap", "unsupervised", "downstream_task",
+                                   "downstream_task_gbt"))
     m = BetaVAE(data.image_shape, seed=3, width=0.5).eval()
     ctx = Context(m, 0, 8, study, scale, data, None, "dsprites")
     got = EVALUATORS["encoded_metrics"].final(ctx)
@@ -291,6 +294,8 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
     assert got["metrics"] == {**want["metrics"], "unsupervised_sampled": got["metrics"][
         "unsupervised_sampled"]}
     assert {k: got["scores"][k] for k in want["scores"]} == want["scores"]
+    assert {"downstream_lr_10", "downstream_lr_100", "downstream_gbt_100"} <= set(want["scores"])
+    assert "downstream_lr_1000" not in want["scores"]  # not computed at this scale's sizes
     sampled = compute("unsupervised", data, sampled_representation(
         lambda x: m.encode(torch.as_tensor(x).permute(0, 3, 1, 2).float()), 0),
         np.random.RandomState(0), num_train=200)

@@ -46,7 +46,7 @@ from dlib.metrics import (
 )
 from dlib.metrics.beta_vae import compute_beta_vae
 from dlib.metrics.dci import compute_dci
-from dlib.metrics.downstream import compute_downstream_task
+from dlib.metrics.downstream import compute_downstream_task, compute_downstream_task_gbt
 from dlib.metrics.factor_vae import compute_factor_vae
 from dlib.metrics.irs import compute_irs
 from dlib.metrics.mig import compute_mig, mutual_info_matrix
@@ -88,6 +88,7 @@ __all__ = [
     "compute_beta_vae",
     "compute_dci",
     "compute_downstream_task",
+    "compute_downstream_task_gbt",
     "compute_sap",
     "compute_modularity_explicitness",
     "compute_irs",
@@ -118,6 +119,7 @@ METRICS: dict[str, Callable[..., dict]] = {
     "mig": compute_mig,
     "translation": compute_translation,
     "downstream_task": compute_downstream_task,
+    "downstream_task_gbt": compute_downstream_task_gbt,
 }
 """Harness function of each metric name. disentanglement_lib's gin names: ``beta_vae_sklearn``,
 ``factor_vae_score``, ``mig``, ``dci``, ``sap_score``, ``modularity_explicitness``, ``irs``,

@@ -39,7 +39,7 @@ from dlib.metrics.utils import (
 )
 
 __all__ = ["PREDICTORS", "downstream_accuracies", "compute_downstream_task",
-           "sample_efficiency"]
+           "compute_downstream_task_gbt", "sample_efficiency"]
 
 
 def _logistic_regression_cv() -> Any:
@@ -64,11 +64,24 @@ def _gradient_boosting() -> Any:
     return GradientBoostingClassifier(random_state=0)
 
 
+def _fast_gradient_boosting() -> Any:
+    """The same model as ``gradient_boosting_classifier`` grown from features sorted once
+    (:class:`dlib.metrics.fast_gbt.FastGradientBoosting`, needs numba): the same trees up to
+    ties in a split's improvement (a different choice there changes the later stages, so test
+    accuracies can differ by a few points), about four times faster at 1,000 codes — what makes
+    the study's 10,000-code fits affordable on a CPU."""
+    from dlib.metrics.fast_gbt import FastGradientBoosting
+
+    return FastGradientBoosting(random_state=0)
+
+
 PREDICTORS: dict[str, Callable[[], Any]] = {
     "logistic_regression_cv": _logistic_regression_cv,
     "gradient_boosting_classifier": _gradient_boosting,
+    "fast_gradient_boosting_classifier": _fast_gradient_boosting,
 }
-"""The two classifiers of the study, by disentanglement_lib's gin names."""
+"""The two classifiers of the study, by disentanglement_lib's gin names, and the trees'
+faster twin (``fast_gradient_boosting_classifier``)."""
 
 
 class _Constant:
@@ -153,6 +166,21 @@ def compute_downstream_task(
             scores[f"{key}:test_accuracy_factor_{j}"] = float(b)
         scores[f"{key}:num_constant_fits"] = float(constant)
     return scores
+
+
+def compute_downstream_task_gbt(
+    data: Any,
+    represent: Represent,
+    random_state: np.random.RandomState | int,
+    num_train: Sequence[int] = (10, 100, 1000, 10000),
+    num_test: int = 5000,
+    batch_size: int = 16,
+    predictor: str = "fast_gradient_boosting_classifier",
+) -> dict[str, float]:
+    """:func:`compute_downstream_task` with gradient-boosted trees (the study's second
+    predictor; the fast twin of scikit-learn's by default)."""
+    return compute_downstream_task(data, represent, random_state, num_train, num_test,
+                                   batch_size, predictor)
 
 
 def sample_efficiency(scores: dict[str, float], small: int = 100, large: int = 10000) -> float:

@@ -151,13 +151,13 @@ _studies: list[Study] = [
     Study("locatello", "every method of the study over its six-value grid × 3 seeds on dSprites",
           tuple(_sweep(m) for m in registry.STUDY_METHODS),
           metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
-                   "irs", "unsupervised"),
+                   "irs", "unsupervised", "downstream_task", "downstream_task_gbt"),
           evaluators=("encoded_metrics", "recon_kl", "traversal")),
     Study("locatello_color", "the study's grids, one seed, on color-dSprites (transfer)",
           tuple(_sweep(m) for m in registry.STUDY_METHODS), seeds=(0,),
           datasets=("color_dsprites",),
           metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
-                   "irs", "unsupervised")),
+                   "irs", "unsupervised", "downstream_task", "downstream_task_gbt")),
     # ---- Part V ----------------------------------------------------------------------------------
     Study("oat", "OAT (K = 10, d = 10) on dSprites, the paper's batch 128, 100k iterations at "
           "full scale", (Arm("oat"),), seeds=(0, 1, 2, 3, 4),
