@@ -366,3 +366,25 @@ def test_a_narrower_scale_narrows_factorvaes_discriminator_too():
     assert methods[0].discriminator.body[0].out_features == 500
     _, full = build_methods(point, [0], 100, 64, (1, 64, 64), 1000, SCALES["full"])
     assert "d_hidden" not in full  # the paper's 1000 units at full scale
+
+
+def test_trials_run_method_by_method_and_seed_by_seed_over_the_grid():
+    from dlib.studies.runner import trial_jobs
+    from dlib.studies.trainable import trial_key
+
+    study = studies.Study("t", "t", (studies.Arm("beta_vae", ({"beta": 1.0}, {"beta": 4.0})),
+                                     studies.Arm("factor_vae", ({"gamma": 10.0},))),
+                          seeds=(0, 1, 2))
+    jobs = trial_jobs(study)
+    assert [(j["point"]["method"], j["point"]["setting"], j["seeds"]) for j in jobs] == [
+        ("beta_vae", {"beta": 1.0}, [0]), ("beta_vae", {"beta": 4.0}, [0]),
+        ("beta_vae", {"beta": 1.0}, [1]), ("beta_vae", {"beta": 4.0}, [1]),
+        ("beta_vae", {"beta": 1.0}, [2]), ("beta_vae", {"beta": 4.0}, [2]),
+        ("factor_vae", {"gamma": 10.0}, [0]), ("factor_vae", {"gamma": 10.0}, [1]),
+        ("factor_vae", {"gamma": 10.0}, [2])]
+    done = {trial_key(jobs[0]["point"], 0), trial_key(jobs[0]["point"], 1)}
+    left = trial_jobs(study, methods=["beta_vae"], done=done)
+    assert len(left) == 4 and jobs[0] not in left and jobs[2] not in left
+    pairs = trial_jobs(study, seeds_per_trial=2, done=done)
+    assert [j["seeds"] for j in pairs] == [[0, 1], [2], [2], [0, 1], [2]]
+    assert pairs[0]["point"]["setting"] == {"beta": 4.0}  # β = 1's pair (0, 1) is done

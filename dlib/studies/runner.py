@@ -158,11 +158,7 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         raise ValueError("seeds_per_trial must be positive")
     study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
     done = exported_keys(study, sc, steps, out) if skip_exported else set()
-    seed_groups = [list(study.seeds[i:i + seeds_per_trial])
-                   for i in range(0, len(study.seeds), seeds_per_trial)]
-    jobs = [{"point": p, "seeds": g} for p in study.points()
-            if not methods or p["method"] in methods for g in seed_groups
-            if not all(trial_key(p, s) in done for s in g)]
+    jobs = trial_jobs(study, seeds_per_trial, methods, done)
     if not jobs and not tune_can_restore(path):
         info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
                   out=out)
@@ -202,6 +198,20 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
                   out=out)
     return {**info, "exported_models": len(done)}
+
+
+def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None = None,
+               done: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The trials of a run in the order Ray starts them: ``{"point", "seeds"}`` each, the
+    models in ``done`` left out. Method by method and, within a method, seed by seed over its
+    grid: a run stopped part-way (a session's end) leaves whole grids of the first seeds
+    rather than some settings with every seed and others with none."""
+    seed_groups = [list(study.seeds[i:i + seeds_per_trial])
+                   for i in range(0, len(study.seeds), seeds_per_trial)]
+    points = [p for p in study.points() if not methods or p["method"] in methods]
+    order = list(dict.fromkeys((p["dataset"], p["method"]) for p in points))
+    return [{"point": p, "seeds": g} for dm in order for g in seed_groups for p in points
+            if (p["dataset"], p["method"]) == dm and not all(trial_key(p, s) in done for s in g)]
 
 
 def tune_can_restore(path: str) -> bool:
