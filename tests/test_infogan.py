@@ -7,8 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlib.data import load
-from dlib.methods import InfoGAN
+from dlib.methods import InfoGAN, InfoGANConfig
 from dlib.methods.infogan import gradient_penalty, info_log_likelihood
+from dlib.nets import num_parameters
+from dlib.scales import SCALES
+from dlib.studies.trainable import build_methods
 from dlib.train import fit
 
 
@@ -83,4 +86,43 @@ def test_bad_config():
     with pytest.raises(ValueError, match="variant"):
         InfoGAN((1, 64, 64), variant="vae")
     with pytest.raises(ValueError, match="64×64"):
-        InfoGAN((1, 32, 32))
+        InfoGAN((1, 48, 48))
+    with pytest.raises(ValueError, match="width"):
+        InfoGAN((1, 64, 64), width=-1.0)
+
+
+# ---- the CPU scale: width and 32×32 images ---------------------------------------------------
+def test_width_one_at_64x64_is_the_papers_network():
+    assert InfoGANConfig().width == 1.0
+    # the counts before width existed
+    assert num_parameters(InfoGAN((1, 64, 64), variant="gan")) == 517_133
+    assert num_parameters(InfoGAN((1, 64, 64), variant="wgan-gp")) == 516_813
+    assert num_parameters(InfoGAN((3, 64, 64), variant="gan")) == 519_183
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("variant", ["gan", "wgan-gp"])
+def test_half_width_on_32x32_images_trains(variant, channels, images_32):
+    shape = (channels, 32, 32)
+    m = InfoGAN(shape, variant=variant, width=0.5, seed=0)
+    assert num_parameters(m) < num_parameters(InfoGAN(shape, variant=variant)) / 3
+    convs = [layer for layer in m.discriminator.trunk if isinstance(layer, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 32] and convs[0].in_channels == channels
+    # the input layer stays unnormalised, as at 64×64
+    assert not isinstance(m.discriminator.trunk[2], nn.BatchNorm2d)
+    h = fit(m, images_32(channels), 4, batch_size=8, log_every=2, show_progress=False)
+    assert all(np.isfinite(h[k]).all() for k in h.keys())
+    m.eval()
+    img = m.generate(3)
+    assert img.shape == (3, *shape) and img.min() >= 0 and img.max() <= 1
+    assert m.represent(img).shape == (3, 5)
+
+
+@pytest.mark.parametrize("setting", [{}, {"variant": "gan"}])
+def test_the_cpu_scale_builds_infogan_through_the_study_path(setting):
+    point = {"dataset": "dsprites", "method": "infogan", "setting": setting}
+    methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES["cpu"])
+    assert options["width"] == 0.5 and methods[0].config.width == 0.5
+    assert methods[0].image_shape == (1, 32, 32)
+    want = InfoGAN((1, 32, 32), width=0.5, **setting)
+    assert num_parameters(methods[0]) == num_parameters(want)

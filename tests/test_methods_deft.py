@@ -29,7 +29,9 @@ from dlib.methods.deft import (
 )
 from dlib.metrics.mig import mig
 from dlib.metrics.nmi import max_m_nmi
-from dlib.nets import Encoder
+from dlib.nets import Encoder, num_parameters
+from dlib.scales import SCALES
+from dlib.studies.trainable import build_methods
 from dlib.train import fit
 
 
@@ -156,7 +158,7 @@ def _block_diag_forward(enc: MultiGroupEncoder, x: torch.Tensor) -> tuple:
     convs = [[m for m in g.body if isinstance(m, torch.nn.Conv2d)] for g in groups]
     dense = [[m for m in g.body if isinstance(m, torch.nn.Linear)][0] for g in groups]
     h = x
-    for layer in range(4):
+    for layer in range(len(convs[0])):  # 4 convs at 64×64, 3 at 32×32
         layers = [c[layer] for c in convs]
         if layer == 0:
             w = torch.cat([c.weight for c in layers])
@@ -171,7 +173,7 @@ def _block_diag_forward(enc: MultiGroupEncoder, x: torch.Tensor) -> tuple:
         b = torch.cat([c.bias for c in layers])
         h = F.relu(F.conv2d(h, w, b, stride=2, padding=layers[0].padding))
     # flatten each group's channel block, as each group flattens its own output
-    sizes = [c[3].out_channels for c in convs]
+    sizes = [c[-1].out_channels for c in convs]
     h = torch.cat([blk.flatten(1) for blk in h.split(sizes, 1)], 1)
     h = F.relu(h @ torch.block_diag(*[d.weight for d in dense]).T
                + torch.cat([d.bias for d in dense]))
@@ -445,6 +447,61 @@ def test_track_nmi_follows_one_straight_fit(dsprites_small):
     first = probe(DEFT((1, 64, 64), cfg))
     np.testing.assert_allclose(trace.max2[0], first["max2"])
     assert copy.deepcopy(trace.history["stage"]).tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+
+
+# ---- the CPU scale: width and 32×32 images ---------------------------------------------------
+def test_width_one_at_64x64_is_the_papers_network():
+    assert DEFTConfig().width == 1.0
+    assert num_parameters(DEFT((1, 64, 64))) == 459_349  # the count before width existed
+    assert num_parameters(DEFT((3, 64, 64), groups=1, pressures=(1.0,), stage_steps=(5,))) \
+        == 692_567
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_one_group_at_half_width_on_32x32_is_the_reference_encoder(channels):
+    shape = (channels, 32, 32)
+    for arch in ("conv", "conv4"):
+        ref = Encoder(shape, 10, arch, width=0.5)
+        grp = GroupEncoder(shape, 10, arch, divisor=1, width=0.5)
+        grp.load_state_dict(ref.state_dict())  # same layers, same names, same shapes
+        x = torch.rand(5, *shape)
+        for a, b in zip(grp(x), ref(x), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_half_width_groups_on_32x32_equal_one_block_diagonal_encoder():
+    enc = MultiGroupEncoder((1, 32, 32), (3, 3, 2, 2), "conv", width=0.5)
+    g0 = enc.groups[0]
+    assert [m.out_channels for m in g0.body if isinstance(m, torch.nn.Conv2d)] == [4, 8, 8]
+    assert g0.body[0].in_channels == 1 and g0.mean.in_features == 32  # 128 units / 4 groups
+    x = (torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0)) > 0.85).float()
+    with torch.no_grad():
+        for a, b in zip(enc(x), _block_diag_forward(enc, x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="64×64 or 32×32"):
+        GroupEncoder((1, 48, 48), 2)
+    with pytest.raises(ValueError, match="width"):
+        GroupEncoder((1, 64, 64), 2, "fc", width=0.5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_half_width_on_32x32_images_trains(channels, images_32):
+    shape = (channels, 32, 32)
+    m = DEFT(shape, width=0.5, stage_steps=(2, 2, 2, 2), seed=0)  # through every stage
+    assert num_parameters(m) < num_parameters(DEFT(shape)) / 3
+    h = fit(m, images_32(channels), 10, batch_size=8, log_every=2, show_progress=False)
+    assert all(np.isfinite(h[k]).all() for k in h.keys())
+    assert h["stage"].tolist() == [0, 1, 2, 3, 3]
+    x = images_32(channels).sample(3)
+    assert m.reconstruct(x).shape == (3, *shape) and m.represent(x).shape == (3, 10)
+
+
+def test_the_cpu_scale_builds_deft_through_the_study_path():
+    point = {"dataset": "dsprites", "method": "deft", "setting": {}}
+    methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES["cpu"])
+    assert options["width"] == 0.5 and methods[0].config.width == 0.5
+    assert methods[0].image_shape == (1, 32, 32) and len(methods[0].encoder.groups) == 4
+    assert num_parameters(methods[0]) == num_parameters(DEFT((1, 32, 32), width=0.5))
 
 
 # ---- CUDA (never run in a CPU session) ---------------------------------------------------------

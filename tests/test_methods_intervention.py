@@ -17,6 +17,9 @@ from dlib.methods.intervention import (
     normalised_weights,
     weighted_adversarial_value,
 )
+from dlib.nets import num_parameters
+from dlib.scales import SCALES
+from dlib.studies.trainable import build_methods
 from dlib.train import fit, load_checkpoint
 
 SHAPE = (1, 64, 64)
@@ -137,7 +140,9 @@ def test_config_errors():
     with pytest.raises(ValueError, match="λ"):
         Intervention(SHAPE, lambda_adv=-1.0)
     with pytest.raises(ValueError, match="64"):
-        Intervention((1, 32, 32))
+        Intervention((1, 48, 48))
+    with pytest.raises(ValueError, match="width"):
+        Intervention(SHAPE, width=0.0)
     with pytest.raises(TypeError, match="unknown option"):
         Intervention(SHAPE, gamma=3.0)
     with pytest.raises(ValueError, match="even batch"):
@@ -246,6 +251,39 @@ def test_w_network_clamp_keeps_weights_finite():
     w = w_net(_x(2))
     torch.testing.assert_close(w, torch.full((2,), math.exp(2.0)))
     assert F.logsigmoid(torch.tensor(-80.0)).isfinite()
+
+
+# ---- the CPU scale: width and 32×32 images ---------------------------------------------------
+def test_width_one_at_64x64_is_the_papers_network():
+    assert InterventionConfig().width == 1.0
+    assert num_parameters(Intervention(SHAPE)) == 990_157  # the count before width existed
+    assert num_parameters(Intervention((3, 64, 64))) == 994_255
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_half_width_on_32x32_images_trains(channels, images_32):
+    shape = (channels, 32, 32)
+    m = Intervention(shape, seed=0, diff_steps=2, width=0.5)
+    assert num_parameters(m) < num_parameters(Intervention(shape)) / 3
+    convs = [layer for layer in m.encoder.net[0] if isinstance(layer, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 32] and convs[0].in_channels == channels
+    assert m.encoder.net[1].out_features == 64  # hidden = 128 · 0.5
+    assert m.weight_net.head.in_features == 64 and m.discriminator.head.in_features == 64
+    assert m.translator.residual[0].out_channels == 16
+    h = fit(m, images_32(channels), 6, batch_size=8, log_every=2, show_progress=False)
+    for k in h.keys():
+        assert np.isfinite(h[k]).all(), k
+    assert (h["diff"] > 0).all()  # L_diff ran on the 32×32 decoded pairs
+    x = images_32(channels).sample(3)
+    assert m.reconstruct(x).shape == (3, *shape) and m.represent(x).shape == (3, 10)
+
+
+def test_the_cpu_scale_builds_intervention_through_the_study_path():
+    point = {"dataset": "dsprites", "method": "intervention", "setting": {}}
+    methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES["cpu"])
+    assert options["width"] == 0.5 and methods[0].config.width == 0.5
+    assert methods[0].image_shape == (1, 32, 32)
+    assert num_parameters(methods[0]) == num_parameters(Intervention((1, 32, 32), width=0.5))
 
 
 # ---- Eq. (1) and Proposition 2 on an exact grid --------------------------------------------------

@@ -9,6 +9,7 @@ import torch
 from dlib.data import load
 from dlib.methods import OAT, OATConfig
 from dlib.methods.oat import (
+    ImageDiscriminator,
     beta_schedule,
     intervene,
     masked_kl,
@@ -16,6 +17,9 @@ from dlib.methods.oat import (
     schedule_for,
     z2_exhausted,
 )
+from dlib.nets import num_parameters
+from dlib.scales import SCALES
+from dlib.studies.trainable import build_methods
 from dlib.train import fit
 
 
@@ -407,6 +411,49 @@ def test_schedule_for_and_bad_config():
         schedule_for(0)
 
 
+# ---- the CPU scale: width and 32×32 images ---------------------------------------------------
+def test_width_one_at_64x64_is_the_papers_network():
+    assert OATConfig().width == 1.0
+    assert num_parameters(OAT((1, 64, 64))) == 944_938  # the count before width existed
+    assert num_parameters(OAT((3, 64, 64))) == 948_012
+    assert num_parameters(ImageDiscriminator(1)) == 246_721  # InfoGAN-CR's D
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_half_width_on_32x32_images_trains(channels, images_32):
+    shape = (channels, 32, 32)
+    m = OAT(shape, width=0.5, **_FAST)
+    assert num_parameters(m) < num_parameters(OAT(shape, **_FAST)) / 3
+    d = m.discriminator.body
+    assert [layer.out_channels for layer in d if isinstance(layer, torch.nn.Conv2d)] == [16, 32, 32]
+    assert d[0].in_channels == channels  # the first 64 → 32 conv is dropped
+    h = fit(m, images_32(channels), 8, batch_size=8, seed=0, log_every=1, show_progress=False)
+    for term in h.keys():
+        assert np.isfinite(h[term]).all(), term
+    assert (h["d_loss"][3:] > 0).all()  # step 2 and D ran
+    x = images_32(channels).sample(4)
+    assert m.reconstruct(x).shape == (4, *shape) and m.discriminator(x).shape == (4,)
+    with pytest.raises(ValueError, match="32, 32"):
+        m.discriminator(_x(2))
+
+
+def test_image_discriminator_sizes_and_bad_options():
+    with pytest.raises(ValueError, match="64×64 or 32×32"):
+        ImageDiscriminator(1, image_size=48)
+    with pytest.raises(ValueError, match="width"):
+        ImageDiscriminator(1, width=0.0)
+    with pytest.raises(ValueError, match="64"):
+        ImageDiscriminator(1)(torch.zeros(2, 1, 32, 32))
+
+
+def test_the_cpu_scale_builds_oat_through_the_study_path():
+    point = {"dataset": "dsprites", "method": "oat", "setting": {}}
+    methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES["cpu"])
+    assert options["width"] == 0.5 and methods[0].config.width == 0.5
+    assert methods[0].image_shape == (1, 32, 32)
+    assert num_parameters(methods[0]) == num_parameters(OAT((1, 32, 32), width=0.5))
+
+
 # ---- GPU ----------------------------------------------------------------------------------------
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -424,3 +471,33 @@ def test_train_step_does_not_synchronise_on_cuda():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert int(m.n_active) >= 2
+
+
+def test_peeling_report_tells_peeling_from_its_absence():
+    from dlib.methods.oat import peeling_report, scripted_peeling
+
+    # the scripted world peels: each dimension absorbs its factor before the next is switched on
+    run = scripted_peeling()
+    switch = run["method"].switch_steps.numpy()
+    rep = peeling_report(np.arange(len(run["kl_z1"])), run["kl_z1"], switch)
+    assert rep["peels"] and len(rep["order"]) >= 3
+    assert all(r["held"] >= 0.5 and 0 < r["share"] <= 1 for r in rep["rows"])
+
+    # the failure of issue 18: all ten switched on early, each with a fraction of a nat
+    steps = np.arange(0, 6000, 20)
+    switch = np.array([600 + 320 * i for i in range(10)])
+    kl = np.clip((steps[:, None] - switch[None]) / 4000, 0, None) * 0.66
+    rep = peeling_report(steps, kl, switch)
+    assert not rep["peels"] and not any(r["ok"] for r in rep["rows"])
+    assert rep["order"] == list(range(10)) and len(rep["rows"]) == 9
+
+    # one dimension switched on is no peeling either; the order follows the switch steps
+    assert not peeling_report(steps, kl, np.array([600] + [-1] * 9))["peels"]
+    big = np.zeros((len(steps), 3))
+    big[steps >= 100, 2], big[steps >= 900, 0] = 2.0, 1.0
+    rep = peeling_report(steps, big, np.array([800, -1, 50]))
+    assert rep["order"] == [2, 0] and rep["rows"][0]["held"] == 2.0 and rep["peels"]
+    with pytest.raises(ValueError, match="one entry per z1"):
+        peeling_report(steps, kl, switch[:3])
+    with pytest.raises(ValueError, match="T = len"):
+        peeling_report(steps[:5], kl, switch)

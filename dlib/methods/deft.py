@@ -20,6 +20,12 @@ multiplied by 0.1 after backward) and therefore trained every group at the same 
 each group is its own Adam *parameter group* whose ``lr`` is switched between lr and γ·lr at
 stage changes, which really scales the step (tested against a hand-written Adam).
 
+**Network size** (the book's departure, not the paper's): ``width`` multiplies the reference
+network's channel and unit counts before the G groups divide them, and 32×32 images drop the
+first conv of every group and the decoder's third transposed conv (:mod:`dlib.nets`); the CPU
+scale of :mod:`dlib.scales` trains at width 0.5 on 32×32 images. ``width=1`` at 64×64 is the
+paper's network.
+
 The module also holds
 
 * :data:`DEFT_PRESETS` — Table 1 of the paper (groups, epochs and pressures per stage);
@@ -44,7 +50,7 @@ from torch import Tensor, nn
 
 from dlib.methods.base import Method, make_config, seeded
 from dlib.methods.vae import VAE, VAEConfig
-from dlib.nets import Decoder
+from dlib.nets import CONV_SIZES, Decoder, channels
 
 __all__ = [
     "DEFT",
@@ -118,6 +124,9 @@ class DEFTConfig:
     stage_steps: tuple[int, ...] = (23_040, 23_040, 46_080, 172_800)
     gamma: float = 0.1  # secondary learning-rate coefficient of the inactive groups
     arch: str = "conv"  # each group is a narrow copy of this reference encoder
+    # multiplier of the reference network's channel/unit counts before the groups split it (the
+    # book's CPU scale, :mod:`dlib.scales`; 1 = the paper's networks)
+    width: float = 1.0
     lr: float = 5e-4  # the paper's Adam learning rate
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
@@ -150,46 +159,53 @@ class GroupEncoder(nn.Module):
     ``divisor`` (rounded up), emitting ``num_latents`` means and log-variances.
 
     With ``divisor=1`` it is layer for layer :class:`dlib.nets.Encoder` (same parameter names),
-    so a reference encoder's weights load into it.
+    so a reference encoder's weights load into it. ``width`` and 32×32 images are the book's
+    CPU-scale departure (off by default), as in :mod:`dlib.nets`: the reference encoder's
+    channel and unit counts at ``width`` (:func:`dlib.nets.channels`) are divided by ``divisor``,
+    and 32×32 images drop the first conv layer.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], num_latents: int, arch: str = "conv",
-                 divisor: int = 1) -> None:
+                 divisor: int = 1, width: float = 1.0) -> None:
         super().__init__()
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
         c, h, w = (int(s) for s in image_shape)
         if arch not in ("conv", "conv4", "fc"):
             raise ValueError(f"unknown architecture {arch!r}; choose conv, conv4 or fc")
-        if arch != "fc" and (h, w) != (64, 64):
-            raise ValueError(f"the convolutional architectures expect 64×64 images, got {h}×{w}")
+        if arch != "fc" and (h != w or h not in CONV_SIZES):
+            raise ValueError(f"the convolutional architectures expect 64×64 or 32×32 images, "
+                             f"got {h}×{w}")
         if num_latents < 1 or divisor < 1:
             raise ValueError("num_latents and divisor must be positive")
+        if not width > 0 or (arch == "fc" and width != 1.0):
+            raise ValueError(f"width must be positive (and 1 for arch='fc'), got {width!r}")
         self.image_shape = (c, h, w)
         self.num_latents = num_latents
 
-        def narrow(width: int) -> int:
-            return max(1, math.ceil(width / divisor))
+        def narrow(units: int) -> int:
+            return max(1, math.ceil(units / divisor))
 
         if arch == "fc":
             hidden = narrow(1200)
             self.body = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(),
                                       nn.Linear(hidden, hidden), nn.ReLU())
-            width = hidden
+            out = hidden
         else:
             k, p = (2, 0) if arch == "conv" else (4, 1)
-            c1, c2, c3, c4, d = (narrow(v) for v in (32, 32, 64, 64, 256))
+            c1, c2, units = (narrow(v) for v in channels(width))
+            first = [nn.Conv2d(c, c1, 4, 2, 1), nn.ReLU()] if h == 64 else []  # 64x64 -> 32x32
             self.body = nn.Sequential(
-                nn.Conv2d(c, c1, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(c2, c3, k, 2, p), nn.ReLU(),
-                nn.Conv2d(c3, c4, k, 2, p), nn.ReLU(),
+                *first,
+                nn.Conv2d(c1 if first else c, c1, 4, 2, 1), nn.ReLU(),  # 32x32 -> 16x16
+                nn.Conv2d(c1, c2, k, 2, p), nn.ReLU(),  # 16x16 -> 8x8
+                nn.Conv2d(c2, c2, k, 2, p), nn.ReLU(),  # 8x8 -> 4x4
                 nn.Flatten(),
-                nn.Linear(c4 * 16, d), nn.ReLU(),
+                nn.Linear(c2 * 16, units), nn.ReLU(),
             )
-            width = d
-        self.mean = nn.Linear(width, num_latents)
-        self.logvar = nn.Linear(width, num_latents)
+            out = units
+        self.mean = nn.Linear(out, num_latents)
+        self.logvar = nn.Linear(out, num_latents)
         _glorot(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -202,15 +218,16 @@ class GroupEncoder(nn.Module):
 
 class MultiGroupEncoder(nn.Module):
     """G independent group encoders; their means and log-variances are concatenated in group
-    order, so latent dimensions ``[offset_g, offset_g + size_g)`` belong to group g."""
+    order, so latent dimensions ``[offset_g, offset_g + size_g)`` belong to group g. Each group
+    is the reference encoder at ``width`` narrowed G-fold (:class:`GroupEncoder`)."""
 
     def __init__(self, image_shape: tuple[int, int, int], group_sizes: tuple[int, ...],
-                 arch: str = "conv") -> None:
+                 arch: str = "conv", width: float = 1.0) -> None:
         super().__init__()
         divisor = len(group_sizes)
         self.group_sizes = tuple(int(s) for s in group_sizes)
         self.groups = nn.ModuleList(
-            GroupEncoder(image_shape, s, arch, divisor) for s in self.group_sizes)
+            GroupEncoder(image_shape, s, arch, divisor, width) for s in self.group_sizes)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         outs = [g(x) for g in self.groups]
@@ -252,8 +269,9 @@ class DEFT(VAE):
         self.image_shape = tuple(int(s) for s in image_shape)
         self.group_sizes = sizes
         with seeded(cfg.seed):
-            self.encoder = MultiGroupEncoder(self.image_shape, sizes, cfg.arch)
-            self.decoder = Decoder(self.image_shape, cfg.num_latents, cfg.arch)  # type: ignore
+            self.encoder = MultiGroupEncoder(self.image_shape, sizes, cfg.arch, cfg.width)
+            self.decoder = Decoder(self.image_shape, cfg.num_latents, cfg.arch,  # type: ignore
+                                   width=cfg.width)
         ends = np.cumsum(cfg.stage_steps)
         self._ends = [int(e) for e in ends]  # host copy of the schedule (no device sync)
         self.register_buffer("stage_ends", torch.as_tensor(ends, dtype=torch.long))

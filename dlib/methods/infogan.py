@@ -21,6 +21,11 @@ Batch normalisation as in the table; for WGAN-GP the critic has none in its conv
 layer normalisation in its FC layer (a gradient penalty per sample is meaningless with batch
 statistics). Adam with β = (0.5, 0.999), lr 1e-3 for G and 1e-4 for D/Q.
 
+Network size (the book's departure, not the paper's): ``width`` multiplies every channel and
+unit count of G and D/Q, and 32×32 images drop G's third up-convolution and D's first
+convolution (as :mod:`dlib.nets` does for the VAEs); the CPU scale of :mod:`dlib.scales` trains
+at width 0.5 on 32×32 images. ``width=1`` at 64×64 is the table's networks.
+
 Holds :class:`InfoGANConfig`, :class:`Generator`, :class:`DiscriminatorQ`,
 :func:`info_log_likelihood`, :func:`gradient_penalty` and :class:`InfoGAN`.
 """
@@ -51,52 +56,84 @@ class InfoGANConfig:
     lr: float = 1e-3  # generator
     d_lr: float = 1e-4  # discriminator / critic and Q
     adam_betas: tuple[float, float] = field(default=(0.5, 0.999))
+    # multiplier of every channel and unit count of G and D/Q (the book's CPU scale,
+    # :mod:`dlib.scales`); 1 = the paper's networks
+    width: float = 1.0
     seed: int = 0
 
 
-class Generator(nn.Module):
-    """z (B, latent) → image probabilities (B, C, 64, 64) (Table 5 of the FactorVAE paper)."""
+def _scaled(n: int, width: float) -> int:
+    """``n`` channels or units at ``width``: ``max(1, round(n·width))`` (``n`` at width 1)."""
+    return max(1, round(n * width))
 
-    def __init__(self, latent: int, channels: int) -> None:
+
+def _check_size(image_size: int, width: float) -> None:
+    if image_size not in (64, 32) or not width > 0:
+        raise ValueError(f"need 64×64 or 32×32 images and a positive width, got {image_size}, "
+                         f"{width!r}")
+
+
+class Generator(nn.Module):
+    """z (B, latent) → image probabilities (B, C, S, S) (Table 5 of the FactorVAE paper at
+    S = 64). The book's CPU-scale departure: at S = 32 the third up-convolution is dropped, and
+    ``width`` scales every layer."""
+
+    def __init__(self, latent: int, channels: int, image_size: int = 64,
+                 width: float = 1.0) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(latent, 128), nn.ReLU(), nn.BatchNorm1d(128),
-            nn.Linear(128, 4 * 4 * 64), nn.ReLU(), nn.BatchNorm1d(4 * 4 * 64),
-            nn.Unflatten(1, (64, 4, 4)),
-            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(64),  # 8x8
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(32),  # 16x16
-            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(32),  # 32x32
-            nn.ConvTranspose2d(32, channels, 4, 2, 1), nn.Sigmoid(),                     # 64x64
-        )
+        _check_size(image_size, width)
+        c1, c2, units = _scaled(32, width), _scaled(64, width), _scaled(128, width)
+        layers: list[nn.Module] = [
+            nn.Linear(latent, units), nn.ReLU(), nn.BatchNorm1d(units),
+            nn.Linear(units, 4 * 4 * c2), nn.ReLU(), nn.BatchNorm1d(4 * 4 * c2),
+            nn.Unflatten(1, (c2, 4, 4)),
+            nn.ConvTranspose2d(c2, c2, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(c2),  # 8x8
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(c1),  # 16x16
+        ]
+        if image_size == 64:  # built in order: the same random initialisation as the table's
+            layers += [nn.ConvTranspose2d(c1, c1, 4, 2, 1), nn.LeakyReLU(0.2),
+                       nn.BatchNorm2d(c1)]                                               # 32x32
+        layers += [nn.ConvTranspose2d(c1, channels, 4, 2, 1), nn.Sigmoid()]  # 2x the size
+        self.body = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.body(z)
 
 
 class DiscriminatorQ(nn.Module):
-    """Image → (D's output (B,), Q's continuous means and log-stds (B, K) each, logits (B, J))."""
+    """Image → (D's output (B,), Q's continuous means and log-stds (B, K) each, logits (B, J)).
+
+    The book's CPU-scale departure: at 32×32 the first convolution is dropped and the next one
+    takes its place as the unnormalised input layer; ``width`` scales every layer.
+    """
 
     def __init__(self, channels: int, num_continuous: int, num_categories: int,
-                 wgan: bool) -> None:
+                 wgan: bool, image_size: int = 64, width: float = 1.0) -> None:
         super().__init__()
+        _check_size(image_size, width)
 
         def norm2d(c: int) -> nn.Module:
             return nn.Identity() if wgan else nn.BatchNorm2d(c)
 
+        c1, c2, units = _scaled(32, width), _scaled(64, width), _scaled(128, width)
+        if image_size == 64:
+            first = [nn.Conv2d(channels, c1, 4, 2, 1), nn.LeakyReLU(0.2),              # 32x32
+                     nn.Conv2d(c1, c1, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(c1)]        # 16x16
+        else:  # no normalisation on the input layer, as at 64x64
+            first = [nn.Conv2d(channels, c1, 4, 2, 1), nn.LeakyReLU(0.2)]              # 16x16
         self.trunk = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),                # 32x32
-            nn.Conv2d(32, 32, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(32),          # 16x16
-            nn.Conv2d(32, 64, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(64),          # 8x8
-            nn.Conv2d(64, 64, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(64),          # 4x4
+            *first,
+            nn.Conv2d(c1, c2, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(c2),          # 8x8
+            nn.Conv2d(c2, c2, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(c2),          # 4x4
             nn.Flatten(),
-            nn.Linear(1024, 128), nn.LeakyReLU(0.2),
-            nn.LayerNorm(128) if wgan else nn.BatchNorm1d(128),
+            nn.Linear(c2 * 16, units), nn.LeakyReLU(0.2),
+            nn.LayerNorm(units) if wgan else nn.BatchNorm1d(units),
         )
-        self.d_head = nn.Linear(128, 1)
+        self.d_head = nn.Linear(units, 1)
         self.q_head = nn.Sequential(
-            nn.Linear(128, 128), nn.LeakyReLU(0.2),
-            nn.LayerNorm(128) if wgan else nn.BatchNorm1d(128),
-            nn.Linear(128, 2 * num_continuous + num_categories),
+            nn.Linear(units, units), nn.LeakyReLU(0.2),
+            nn.LayerNorm(units) if wgan else nn.BatchNorm1d(units),
+            nn.Linear(units, 2 * num_continuous + num_categories),
         )
         self.k = num_continuous
 
@@ -145,16 +182,19 @@ class InfoGAN(Method):
             raise ValueError(f"variant must be 'gan' or 'wgan-gp', got {cfg.variant!r}")
         if cfg.num_continuous < 1 or cfg.num_categories < 0 or cfg.num_noise < 0:
             raise ValueError("need at least one continuous code and non-negative sizes")
+        if not cfg.width > 0:
+            raise ValueError(f"width must be positive, got {cfg.width!r}")
         super().__init__(cfg)
         self.image_shape = tuple(int(s) for s in image_shape)
-        if self.image_shape[1:] != (64, 64):
-            raise ValueError(f"InfoGAN expects 64×64 images, got {self.image_shape}")
+        if len(self.image_shape) != 3 or self.image_shape[1:] not in ((64, 64), (32, 32)):
+            raise ValueError(f"InfoGAN expects 64×64 (or 32×32) images, got {self.image_shape}")
         self.latent_dim = cfg.num_continuous + cfg.num_categories + cfg.num_noise
+        c, size = self.image_shape[0], self.image_shape[1]
         with seeded(cfg.seed):
-            self.generator = Generator(self.latent_dim, self.image_shape[0])
+            self.generator = Generator(self.latent_dim, c, size, cfg.width)
             self.discriminator = DiscriminatorQ(
-                self.image_shape[0], cfg.num_continuous, cfg.num_categories,
-                wgan=cfg.variant == "wgan-gp",
+                c, cfg.num_continuous, cfg.num_categories, wgan=cfg.variant == "wgan-gp",
+                image_size=size, width=cfg.width,
             )
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:

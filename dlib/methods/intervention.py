@@ -50,6 +50,11 @@ Choices where the paper is silent, with the argument for each (see also the chap
   stored initialisation of M; ``diff_unroll=False`` (default) back-propagates through the
   held-out pairs only (the first-order approximation, as in first-order MAML), ``True``
   through the whole inner loop.
+* Network size (the book's departure, not the paper's): ``width`` multiplies every channel and
+  unit count (``hidden`` and M's channels too), and 32×32 images drop the first conv of Enc,
+  Disc and W and the decoder's third transposed conv, as :mod:`dlib.nets` does; the CPU scale
+  of :mod:`dlib.scales` trains at width 0.5 on 32×32 images. ``width=1`` at 64×64 is the
+  paper's networks.
 * Initialisation: Glorot-uniform weights and zero biases (TensorFlow's default, as the
   library's other networks), except the zero heads named above.
 * Learning rates are the paper's (Enc/Dec/Disc 1e-4, W 1e-5); the Adam betas are not given,
@@ -137,16 +142,28 @@ class InterventionConfig:
     diff_lr: float = 1.0  # α of Algorithm 1 (plain gradient descent, per-pixel mean loss)
     diff_unroll: bool = False
     hidden: int = 128
+    # multiplier of every channel and unit count of Enc, Dec, Disc, W and M (``hidden`` too):
+    # the book's CPU scale (:mod:`dlib.scales`); 1 = the paper's networks
+    width: float = 1.0
     seed: int = 0
 
 
-def _conv_body(c: int) -> nn.Sequential:
-    """Four 4×4 stride-2 convolutions 32-32-64-64 with ReLU, flattened (Tables 4–5)."""
+def _scaled(n: int, width: float) -> int:
+    """``n`` channels or units at ``width``: ``max(1, round(n·width))`` (``n`` at width 1)."""
+    return max(1, round(n * width))
+
+
+def _conv_body(c: int, image_size: int = 64, width: float = 1.0) -> nn.Sequential:
+    """Four 4×4 stride-2 convolutions 32-32-64-64 with ReLU, flattened (Tables 4–5); at 32×32
+    the first is dropped (the others see the same 16, 8, 4 maps), ``width`` scales the channels.
+    """
+    c1, c2 = _scaled(32, width), _scaled(64, width)
+    first = [nn.Conv2d(c, c1, 4, 2, 1), nn.ReLU()] if image_size == 64 else []  # 64 -> 32
     return nn.Sequential(
-        nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),
-        nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
-        nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-        nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
+        *first,
+        nn.Conv2d(c1 if first else c, c1, 4, 2, 1), nn.ReLU(),  # 32x32 -> 16x16
+        nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),  # 16x16 -> 8x8
+        nn.Conv2d(c2, c2, 4, 2, 1), nn.ReLU(),  # 8x8 -> 4x4
         nn.Flatten(),
     )
 
@@ -155,19 +172,34 @@ def _check_image_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
     c, h, w = (int(s) for s in image_shape)
-    if (h, w) != (64, 64) or c < 1:
-        raise ValueError(f"the paper's networks expect (C, 64, 64) images, got {image_shape!r}")
+    if h != w or h not in (64, 32) or c < 1:
+        raise ValueError(f"the paper's networks expect (C, 64, 64) images (or (C, 32, 32) at the "
+                         f"CPU scale), got {image_shape!r}")
     return c, h, w
 
 
-class PaperEncoder(nn.Module):
-    """Table 4's encoder: image → deterministic code (B, K_Z·D_Z)."""
+def _check_width(width: float) -> float:
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+    return float(width)
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, hidden: int = 128) -> None:
+
+class PaperEncoder(nn.Module):
+    """Table 4's encoder: image → deterministic code (B, K_Z·D_Z).
+
+    ``width`` (channels and ``hidden`` units scaled) and 32×32 images (first conv dropped) are
+    the book's CPU-scale departure; ``width=1`` at 64×64 is the paper's network.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], code_dim: int, hidden: int = 128,
+                 width: float = 1.0) -> None:
         super().__init__()
-        c, _, _ = _check_image_shape(image_shape)
-        self.net = nn.Sequential(_conv_body(c), nn.Linear(1024, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, width))
+        c, h, _ = _check_image_shape(image_shape)
+        width = _check_width(width)
+        hidden = _scaled(hidden, width)
+        self.net = nn.Sequential(_conv_body(c, h, width),
+                                 nn.Linear(_scaled(64, width) * 16, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, code_dim))
         init_weights(self, "tf")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -175,26 +207,34 @@ class PaperEncoder(nn.Module):
 
 
 class PaperDecoder(nn.Module):
-    """Table 4's decoder: code → Bernoulli logits (B, C, 64, 64)."""
+    """Table 4's decoder: code → Bernoulli logits (B, C, H, W).
 
-    def __init__(self, image_shape: tuple[int, int, int], width: int, hidden: int = 128) -> None:
+    ``width`` and 32×32 images (the third transposed conv dropped) are the book's CPU-scale
+    departure, as in :class:`PaperEncoder`.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], code_dim: int, hidden: int = 128,
+                 width: float = 1.0) -> None:
         super().__init__()
-        c, _, _ = _check_image_shape(image_shape)
-        self.width = width
+        c, h, _ = _check_image_shape(image_shape)
+        width = _check_width(width)
+        self.code_dim = code_dim
+        hidden, c1, c2 = _scaled(hidden, width), _scaled(32, width), _scaled(64, width)
+        third = [nn.ConvTranspose2d(c1, c1, 4, 2, 1), nn.ReLU()] if h == 64 else []
         self.net = nn.Sequential(
-            nn.Linear(width, hidden), nn.ReLU(),
-            nn.Linear(hidden, 1024), nn.ReLU(),
-            nn.Unflatten(1, (64, 4, 4)),
-            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(32, c, 4, 2, 1),
+            nn.Linear(code_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, c2 * 16), nn.ReLU(),
+            nn.Unflatten(1, (c2, 4, 4)),
+            nn.ConvTranspose2d(c2, c2, 4, 2, 1), nn.ReLU(),  # 4x4 -> 8x8
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),  # 8x8 -> 16x16
+            *third,                                          # 16x16 -> 32x32
+            nn.ConvTranspose2d(c1, c, 4, 2, 1),              # last: 2x the size, logits
         )
         init_weights(self, "tf")
 
     def forward(self, z: Tensor) -> Tensor:
-        if z.dim() != 2 or z.shape[1] != self.width:
-            raise ValueError(f"decoder expects (B, {self.width}), got {tuple(z.shape)}")
+        if z.dim() != 2 or z.shape[1] != self.code_dim:
+            raise ValueError(f"decoder expects (B, {self.code_dim}), got {tuple(z.shape)}")
         return self.net(z)
 
 
@@ -203,16 +243,21 @@ class ImageCritic(nn.Module):
 
     ``output="logit"``: Disc's logit (the sigmoid is applied in the log-likelihoods);
     ``output="exp"``: W(x) = exp(clamp(h, ±clamp)) > 0, last layer zero-initialised (W ≡ 1).
+    ``width`` and 32×32 images are the book's CPU-scale departure, as in :class:`PaperEncoder`.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], output: str, hidden: int = 128,
-                 clamp: float = 10.0) -> None:
+                 clamp: float = 10.0, width: float = 1.0) -> None:
         super().__init__()
-        c, _, _ = _check_image_shape(image_shape)
+        c, h, _ = _check_image_shape(image_shape)
+        width = _check_width(width)
         if output not in ("logit", "exp"):
             raise ValueError(f"output must be 'logit' or 'exp', got {output!r}")
+        hidden = _scaled(hidden, width)
         self.head = nn.Linear(hidden, 1)
-        self.net = nn.Sequential(_conv_body(c), nn.Linear(1024, hidden), nn.ReLU(), self.head)
+        self.net = nn.Sequential(_conv_body(c, h, width),
+                                 nn.Linear(_scaled(64, width) * 16, hidden), nn.ReLU(),
+                                 self.head)
         self.output = output
         self.clamp = float(clamp)
         init_weights(self, "tf")
@@ -312,20 +357,23 @@ class Intervention(Method):
             raise ValueError("the λ weights must be non-negative")
         if cfg.diff_steps < 0 or cfg.diff_lr <= 0:
             raise ValueError("diff_steps must be >= 0 and diff_lr > 0")
+        _check_width(cfg.width)
         super().__init__(cfg)
         self.image_shape = _check_image_shape(tuple(image_shape))
-        width = cfg.num_features * cfg.feature_dim
-        self.width = width
+        code_dim = cfg.num_features * cfg.feature_dim
+        self.code_dim = code_dim
+        shape, hidden, width = self.image_shape, cfg.hidden, cfg.width
         with seeded(cfg.seed):
-            self.encoder = PaperEncoder(self.image_shape, width, cfg.hidden)
-            self.decoder = PaperDecoder(self.image_shape, width, cfg.hidden)
+            self.encoder = PaperEncoder(shape, code_dim, hidden, width)
+            self.decoder = PaperDecoder(shape, code_dim, hidden, width)
         with seeded(cfg.seed + 1):
-            self.discriminator = ImageCritic(self.image_shape, "logit", cfg.hidden)
+            self.discriminator = ImageCritic(shape, "logit", hidden, width=width)
         with seeded(cfg.seed + 2):
-            self.weight_net = ImageCritic(self.image_shape, "exp", cfg.hidden, cfg.w_clamp)
+            self.weight_net = ImageCritic(shape, "exp", hidden, cfg.w_clamp, width)
         with seeded(cfg.seed + 3):
-            # M's fixed starting point for L_diff: stored, never trained itself
-            self.translator = TranslationNet(self.image_shape, "conv")
+            # M's fixed starting point for L_diff: stored, never trained itself (its 32
+            # channels scaled with the networks)
+            self.translator = TranslationNet(shape, "conv", _scaled(32, width))
         self.translator.requires_grad_(False)
 
     # -- the model -------------------------------------------------------------------------------

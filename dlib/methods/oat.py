@@ -61,6 +61,11 @@ Choices where the paper is silent (each documented in :class:`OATConfig`):
 * **Stopping rule:** switching stops for good once the running average of z2's total KL is
   below ``z2_zero_kl`` nats (the paper: "when the KL of z2 goes to zero"); training continues
   for the remaining steps with the dimensions found so far.
+* **Network size** (the book's departure, not the paper's): ``width`` multiplies every channel
+  and unit count of the encoder, decoder and D, and 32×32 images drop the first conv of the
+  encoder and of D and the third transposed conv of the decoder (:mod:`dlib.nets`); the CPU
+  scale of :mod:`dlib.scales` trains at width 0.5 on 32×32 images. ``width=1`` at 64×64 is the
+  paper's networks.
 * **Evaluation representation:** the posterior means of z1 (inactive dimensions constant 0);
   :meth:`OAT.represent_all` gives (z1, z2).
 """
@@ -91,6 +96,8 @@ __all__ = [
     "masked_kl",
     "schedule_for",
     "scripted_peeling",
+    "peeling_report",
+    "PEEL_HOLD",
 ]
 
 PHASE_PRETRAIN, PHASE_OAT, PHASE_STOPPED = 0, 1, 2
@@ -106,6 +113,9 @@ class OATConfig:
     num_z1: int = 10  # K, upper bound on the number of disentangled dimensions
     num_z2: int = 10  # d, size of the entangled set
     arch: str = "conv"
+    # multiplier of every channel/unit count of the encoder, decoder and D (the book's CPU
+    # scale, :mod:`dlib.scales`; 1 = the paper's networks)
+    width: float = 1.0
     pretrain_steps: int = 10_000
     beta_start: float = 1.0
     beta_end: float = 8.0
@@ -196,24 +206,40 @@ def z2_exhausted(kl_z2: Tensor, threshold: float) -> Tensor:
 class ImageDiscriminator(nn.Module):
     """InfoGAN-CR's discriminator (Lin et al. 2020) on 64×64 images: four 4×4 stride-2 convs
     (32, 32, 64, 64) and a dense 128 layer, leaky ReLU 0.2, spectral normalisation on every
-    layer; one logit (real vs. generated)."""
+    layer; one logit (real vs. generated).
 
-    def __init__(self, channels: int) -> None:
+    The book's CPU-scale departure (off by default): ``width`` multiplies every channel and unit
+    count (``max(1, round(n·width))``), and 32×32 images drop the first conv, as
+    :class:`dlib.nets.Encoder` does, so the remaining layers see the same 16, 8, 4 maps.
+    ``image_size=64, width=1`` is exactly the paper's network.
+    """
+
+    def __init__(self, channels: int, image_size: int = 64, width: float = 1.0) -> None:
         super().__init__()
+        if image_size not in (64, 32):
+            raise ValueError(f"the discriminator takes 64×64 or 32×32 images, got {image_size}")
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width!r}")
+        c1, c2, c3, c4, units = (max(1, round(n * width)) for n in (32, 32, 64, 64, 128))
         sn = nn.utils.parametrizations.spectral_norm
+        first = ([sn(nn.Conv2d(channels, c1, 4, 2, 1)), nn.LeakyReLU(0.2)]  # 64x64 -> 32x32
+                 if image_size == 64 else [])
         self.body = nn.Sequential(
-            sn(nn.Conv2d(channels, 32, 4, 2, 1)), nn.LeakyReLU(0.2),  # 32x32
-            sn(nn.Conv2d(32, 32, 4, 2, 1)), nn.LeakyReLU(0.2),        # 16x16
-            sn(nn.Conv2d(32, 64, 4, 2, 1)), nn.LeakyReLU(0.2),        # 8x8
-            sn(nn.Conv2d(64, 64, 4, 2, 1)), nn.LeakyReLU(0.2),        # 4x4
+            *first,
+            sn(nn.Conv2d(c1 if first else channels, c2, 4, 2, 1)), nn.LeakyReLU(0.2),  # 16x16
+            sn(nn.Conv2d(c2, c3, 4, 2, 1)), nn.LeakyReLU(0.2),        # 8x8
+            sn(nn.Conv2d(c3, c4, 4, 2, 1)), nn.LeakyReLU(0.2),        # 4x4
             nn.Flatten(),
-            sn(nn.Linear(1024, 128)), nn.LeakyReLU(0.2),
-            sn(nn.Linear(128, 1)),
+            sn(nn.Linear(c4 * 16, units)), nn.LeakyReLU(0.2),
+            sn(nn.Linear(units, 1)),
         )
+        self.image_size = int(image_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or tuple(x.shape[2:]) != (64, 64):
-            raise ValueError(f"the discriminator expects (B, C, 64, 64), got {tuple(x.shape)}")
+        size = (self.image_size, self.image_size)
+        if x.dim() != 4 or tuple(x.shape[2:]) != size:
+            raise ValueError(f"the discriminator expects (B, C, {size[0]}, {size[1]}), "
+                             f"got {tuple(x.shape)}")
         return self.body(x).squeeze(1)
 
 
@@ -245,10 +271,11 @@ class OAT(Method):
         self.image_shape = tuple(int(s) for s in image_shape)
         k, d = cfg.num_z1, cfg.num_z2
         with seeded(cfg.seed):
-            self.encoder = Encoder(self.image_shape, k + d, cfg.arch)
-            self.decoder = Decoder(self.image_shape, k + d, cfg.arch)
+            self.encoder = Encoder(self.image_shape, k + d, cfg.arch, width=cfg.width)
+            self.decoder = Decoder(self.image_shape, k + d, cfg.arch, width=cfg.width)
         with seeded(cfg.seed + 1):
-            self.discriminator = ImageDiscriminator(self.image_shape[0])
+            self.discriminator = ImageDiscriminator(self.image_shape[0], self.image_shape[2],
+                                                    cfg.width)
         # --- the state of the OAT procedure (all buffers: saved in checkpoints, on the device)
         self.register_buffer("mask", torch.zeros(k))  # γ
         self.register_buffer("n_active", torch.zeros((), dtype=torch.long))
@@ -532,6 +559,48 @@ def scripted_peeling(steps: int = 4_000, factors: tuple[float, ...] = (3.5, 2.5,
             if (t + 1 - pre) % check == 0:
                 m.apply_rules(t + 1)
     return {"kl_z1": kl1, "kl_z2": kl2, "n_active": n_active, "beta": beta, "method": m}
+
+
+#: nats a newly switched-on z1 dimension must hold before the next one is switched on, for a
+#: run to count as peeling (a dimension at 0.5 nats has clearly left the prior; one factor of
+#: dSprites at 32 values carries up to log 32 ≈ 3.5 nats)
+PEEL_HOLD = 0.5
+
+
+def peeling_report(steps: Any, kl_z1: Any, switch_steps: Any, hold: float = PEEL_HOLD
+                   ) -> dict[str, Any]:
+    """Did information move into z1 one dimension at a time? Read from a run's trace.
+
+    ``steps`` (T,) and ``kl_z1`` (T, K) are the logged steps and per-dimension KL of z1;
+    ``switch_steps`` (K,) the step at which each dimension was switched on (−1: never; the
+    method's ``switch_steps``). For every switched-on dimension but the last, the KL it held at
+    the last logged step before the next one was switched on (``held``), that as a share of its
+    KL at the end (``share``), and whether it reached ``hold`` nats by then. The run *peels*
+    when every such dimension did (and at least two were switched on): the alternative the
+    check must catch is many dimensions switched on early, each holding a fraction of a nat.
+    """
+    steps = np.asarray(steps)
+    kl = np.asarray(kl_z1, dtype=float)
+    if kl.ndim != 2 or len(kl) != len(steps) or len(steps) == 0:
+        raise ValueError(f"kl_z1 must be (T, K) with T = len(steps), got {kl.shape} and "
+                         f"{steps.shape}")
+    switch = np.asarray(switch_steps).astype(int)
+    if switch.shape != (kl.shape[1],):
+        raise ValueError(f"switch_steps must have one entry per z1 dimension ({kl.shape[1]}), "
+                         f"got {switch.shape}")
+    on = [int(i) for i in np.argsort(np.where(switch >= 0, switch, np.iinfo(int).max),
+                                      kind="stable") if switch[i] >= 0]
+    rows = []
+    for a, b in zip(on[:-1], on[1:], strict=True):
+        before = np.flatnonzero(steps < switch[b])
+        held = float(kl[before[-1], a]) if len(before) else 0.0
+        final = float(kl[-1, a])
+        rows.append({"dim": a, "on": int(switch[a]), "next_on": int(switch[b]), "held": held,
+                     "share": held / final if final > 0 else float("nan"),
+                     "ok": held >= hold})
+    return {"order": on, "rows": rows, "hold": hold,
+            "peels": len(on) >= 2 and all(r["ok"] for r in rows),
+            "final_kl": kl[-1].tolist()}
 
 
 # ---- a schedule for a run length ------------------------------------------------------------
