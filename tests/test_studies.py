@@ -222,6 +222,8 @@ def test_load_reads_an_export_and_says_what_is_missing(tmp_path, capsys):
     assert res.traversal_seed("best") == 1 and res.traversal_seed("worst") == 0
     assert int(res.traversal("worst").max()) == 0 and int(res.traversal("best").max()) == 1
     assert res.failure_rate("beta_vae", "dsprites") == (pytest.approx(100 / 3), 3)
+    low, high = res.failure_interval("beta_vae", "dsprites")
+    assert 0 < low < 100 / 3 < high < 100
     assert "Partial: 3 of 4" in res.note() and "beta=4" in repr(res.table())
     with pytest.raises(ValueError, match="best"):
         res.traversal("median")
@@ -229,6 +231,27 @@ def test_load_reads_an_export_and_says_what_is_missing(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "python -m dlib.studies run beta_vae --scale full" in said
     assert "python -m dlib.studies export beta_vae --scale full" in said
+
+
+def test_wilson_interval_against_its_formula_and_coverage():
+    from scipy.stats import binomtest
+
+    from dlib.studies.reading import wilson_interval
+
+    # statsmodels' proportion_confint(3, 10, method="wilson") = (0.1078, 0.6032)
+    low, high = wilson_interval(3, 10)
+    assert low == pytest.approx(10.78, abs=0.01) and high == pytest.approx(60.32, abs=0.01)
+    ci = binomtest(3, 10).proportion_ci(method="wilson")  # scipy's own Wilson interval
+    assert (low, high) == (pytest.approx(100 * ci.low), pytest.approx(100 * ci.high))
+    assert wilson_interval(0, 10)[0] == 0 and wilson_interval(0, 10)[1] > 20  # not empty
+    assert wilson_interval(10, 10)[1] == pytest.approx(100)
+    # coverage by simulation: about 95 % of intervals from 10 draws at p = 0.3 hold 30 %
+    rs = np.random.RandomState(0)
+    hits = [wilson_interval(k, 10) for k in rs.binomial(10, 0.3, 2000)]
+    assert 0.9 < np.mean([lo <= 30 <= hi for lo, hi in hits]) < 0.99
+    assert np.isnan(wilson_interval(0, 0)[0])
+    with pytest.raises(ValueError, match="k <= n"):
+        wilson_interval(4, 3)
 
 
 def test_spearman_by_hand():

@@ -193,6 +193,13 @@ class StudyResult:
                      dtype=float)
         return (float(100 * np.mean(v < FAILURE_MIG)) if len(v) else float("nan"), len(v))
 
+    def failure_interval(self, method: str, dataset: str, level: float = 0.95
+                         ) -> tuple[float, float]:
+        """Wilson score interval (%) of the failure rate of ``method`` on ``dataset``."""
+        v = [r["scores"]["mig"] for r in self.select(method=method, dataset=dataset)]
+        return wilson_interval(int(np.sum(np.asarray(v, dtype=float) < FAILURE_MIG)), len(v),
+                               level)
+
     def stage_migs(self, dataset: str, method: str = "deft") -> np.ndarray:
         """MIG at the end of every stage, (models, stages)."""
         return np.array([r["stage_mig"] for r in self.select(method=method, dataset=dataset)],
@@ -200,8 +207,8 @@ class StudyResult:
 
     def failure_table(self, paper: dict[str, dict[str, float]] | None = None
                       ) -> _results.Table:
-        """Failure rate (%, MIG < 0.1) per method and dataset, beside ``paper``'s numbers
-        (``{dataset: {method: %}}``) where given."""
+        """Failure rate (%, MIG < 0.1) per method and dataset with its 95 % Wilson interval,
+        beside ``paper``'s numbers (``{dataset: {method: %}}``) where given."""
         from dlib.methods import registry
 
         decl = self.data["declaration"]
@@ -214,7 +221,8 @@ class StudyResult:
             cells = [registry.get(m).label]
             for d in datasets:
                 rate, n = self.failure_rate(m, d)
-                cells.append(f"{rate:.0f} % (n={n})" if n else "–")
+                low, high = self.failure_interval(m, d)
+                cells.append(f"{rate:.0f} % [{low:.0f}, {high:.0f}] (n={n})" if n else "–")
                 if paper:
                     value = paper.get(d, {}).get(m)
                     cells.append("–" if value is None else f"{value:.1f} %")
@@ -248,6 +256,23 @@ def load(name: str, root: str | os.PathLike | None = None, quiet: bool = False
                                     "but missing; export the study again")
         runs.append(res)
     return StudyResult(index, runs)
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval (in %) of a proportion ``k / n``: unlike the normal
+    approximation it stays inside [0, 100] and is not empty at k = 0 or k = n, which matters
+    for failure rates over ten seeds. ``(nan, nan)`` for n = 0."""
+    from scipy.stats import norm
+
+    if n < 0 or not 0 <= k <= max(n, 0):
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(100 * max(0.0, centre - half)), float(100 * min(1.0, centre + half))
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
