@@ -408,6 +408,12 @@ def test_trials_run_method_by_method_and_seed_by_seed_over_the_grid():
     done = {trial_key(jobs[0]["point"], 0), trial_key(jobs[0]["point"], 1)}
     left = trial_jobs(study, methods=["beta_vae"], done=done)
     assert len(left) == 4 and jobs[0] not in left and jobs[2] not in left
+    two = studies.Study("t2", "t", study.arms, seeds=(0,), datasets=("dsprites", "shapes3d"))
+    only = trial_jobs(two, methods=["factor_vae"], datasets=["shapes3d"])
+    assert [(j["point"]["dataset"], j["point"]["method"]) for j in only] == [
+        ("shapes3d", "factor_vae")]
+    with pytest.raises(ValueError, match="no dataset"):
+        studies.run(two, datasets=["mnist"], storage="/nonexistent")
     pairs = trial_jobs(study, seeds_per_trial=2, done=done)
     assert [j["seeds"] for j in pairs] == [[0, 1], [2], [2], [0, 1], [2]]
     assert pairs[0]["point"]["setting"] == {"beta": 4.0}  # β = 1's pair (0, 1) is done

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--steps", type=int, help="instead of the scale's steps")
     common.add_argument("--methods", nargs="+", help="only these methods of the study "
                         "(an experiment of its own; the export keeps the others' models)")
+    common.add_argument("--datasets", nargs="+", help="only these datasets of the study "
+                        "(an experiment of its own; the export keeps the others' models)")
     common.add_argument("--out", help="results folder (default: book/results)")
     common.add_argument("--storage", help="Ray's storage path (default: the dlib cache; a "
                         "shared folder or bucket on a multi-node cluster)")
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:18s} {study.planned():4d} models  {study.description}")
         return 0
     where = {"scale": args.scale, "seeds": args.seeds, "steps": args.steps,
-             "storage": args.storage, "methods": args.methods}
+             "storage": args.storage, "methods": args.methods,
+             "datasets": args.datasets}
     if args.cmd == "run":
         info = studies.run(args.name, address=args.address,
                            checkpoint_every=args.checkpoint_every,

@@ -50,13 +50,16 @@ def _scale(scale: str | Scale | None) -> Scale:
 
 def experiment_name(study: Study, scale: Scale, steps: int | None = None,
                     seeds: list[int] | tuple[int, ...] | None = None,
-                    methods: list[str] | tuple[str, ...] | None = None) -> str:
+                    methods: list[str] | tuple[str, ...] | None = None,
+                    datasets: list[str] | tuple[str, ...] | None = None) -> str:
     """The experiment's folder name: study and scale, plus what the command changed."""
     name = f"{study.name}-{scale.name}"
     if steps is not None:
         name += f"-steps{int(steps)}"
     if methods:
         name += "-" + "+".join(sorted(methods))
+    if datasets:
+        name += "-on-" + "+".join(sorted(d.replace(":", "_") for d in datasets))
     if seeds is not None and tuple(seeds) != tuple(study.seeds):
         text = "_".join(str(int(s)) for s in seeds)
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
@@ -71,10 +74,12 @@ def _storage(storage: str | os.PathLike | None) -> str:
 def experiment_path(name: str | Study, *, scale: str | Scale | None = None,
                     steps: int | None = None, seeds: list[int] | None = None,
                     storage: str | os.PathLike | None = None,
-                    methods: list[str] | None = None) -> str:
+                    methods: list[str] | None = None, datasets: list[str] | None = None
+                    ) -> str:
     """Where Ray keeps the experiment of this study, scale and overrides."""
     study, sc = get(name), _scale(scale)
-    return os.path.join(_storage(storage), experiment_name(study, sc, steps, seeds, methods))
+    return os.path.join(_storage(storage), experiment_name(study, sc, steps, seeds, methods,
+                                                               datasets))
 
 
 def command(name: str, verb: str = "run", **overrides: Any) -> str:
@@ -89,7 +94,8 @@ def command(name: str, verb: str = "run", **overrides: Any) -> str:
 
 def _resolve(name: str | Study, scale: str | Scale | None, steps: int | None,
              seeds: list[int] | None, storage: str | os.PathLike | None,
-             methods: list[str] | None = None) -> tuple[Study, Scale, str]:
+             methods: list[str] | None = None, datasets: list[str] | None = None
+             ) -> tuple[Study, Scale, str]:
     """The study (with the chosen seeds), the scale and the experiment's folder."""
     base, sc = get(name), _scale(scale)
     if methods:
@@ -98,8 +104,13 @@ def _resolve(name: str | Study, scale: str | Scale | None, steps: int | None,
         if unknown:
             raise ValueError(f"study {base.name!r} has no method {unknown}; "
                              f"its methods are {sorted(known)}")
+    if datasets:
+        unknown = sorted(set(datasets) - set(base.datasets))
+        if unknown:
+            raise ValueError(f"study {base.name!r} has no dataset {unknown}; "
+                             f"its datasets are {list(base.datasets)}")
     path = experiment_path(base, scale=sc, steps=steps, seeds=seeds, storage=storage,
-                           methods=methods)
+                           methods=methods, datasets=datasets)
     study = base if seeds is None else base.replace(seeds=tuple(int(s) for s in seeds))
     return study, sc, path
 
@@ -133,6 +144,7 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         seeds_per_trial: int = 1, cpus_per_trial: int = 1, verbose: int = 1,
         command_line: str | None = None,
         fail_once: str | os.PathLike | None = None, methods: list[str] | None = None,
+        datasets: list[str] | None = None,
         skip_exported: bool = True, out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate study ``name`` (resuming it when its experiment exists); return
     :func:`status`.
@@ -145,23 +157,23 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     by :func:`dlib.engine.fit_many`) size trials for a GPU; ``cpus_per_trial`` CPUs (and torch
     threads) go to each trial (default 1: a 2-core machine trains two models at once).
     ``fail_once`` (a folder) makes every trial raise once after its first checkpoint: the
-    retry path, for tests. ``methods`` trains only those arms of the study (an experiment of
-    its own). With ``skip_exported`` (the default) the models already exported to ``out``
-    (default ``book/results``) at the same scale and steps are not trained again: the
-    committed results carry a study from one session to the next even where Ray's storage
-    does not survive.
+    retry path, for tests. ``methods`` and ``datasets`` train only those arms of the study and
+    only on those of its datasets (an experiment of its own). With ``skip_exported`` (the
+    default) the models already exported to ``out`` (default ``book/results``) at the same
+    scale and steps are not trained again: the committed results carry a study from one
+    session to the next even where Ray's storage does not survive.
     """
     import ray
     from ray import tune
 
     if seeds_per_trial < 1:
         raise ValueError("seeds_per_trial must be positive")
-    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
+    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods, datasets)
     done = exported_keys(study, sc, steps, out) if skip_exported else set()
-    jobs = trial_jobs(study, seeds_per_trial, methods, done)
+    jobs = trial_jobs(study, seeds_per_trial, methods, done, datasets)
     if not jobs and not tune_can_restore(path):
         info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
-                  out=out)
+                  datasets=datasets, out=out)
         return {**info, "exported_models": len(done), "note": "every model is exported already"}
     prov = _results.Provenance(command_line)
     _init_ray(address)
@@ -196,19 +208,21 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     runs = json.loads(log.read_text()) if log.exists() else []
     log.write_text(json.dumps(_results._jsonable([*runs, record]), indent=1))
     info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
-                  out=out)
+                  datasets=datasets, out=out)
     return {**info, "exported_models": len(done)}
 
 
 def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None = None,
-               done: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+               done: set[str] | frozenset[str] = frozenset(),
+               datasets: list[str] | None = None) -> list[dict[str, Any]]:
     """The trials of a run in the order Ray starts them: ``{"point", "seeds"}`` each, the
     models in ``done`` left out. Method by method and, within a method, seed by seed over its
     grid: a run stopped part-way (a session's end) leaves whole grids of the first seeds
     rather than some settings with every seed and others with none."""
     seed_groups = [list(study.seeds[i:i + seeds_per_trial])
                    for i in range(0, len(study.seeds), seeds_per_trial)]
-    points = [p for p in study.points() if not methods or p["method"] in methods]
+    points = [p for p in study.points() if (not methods or p["method"] in methods)
+              and (not datasets or p["dataset"] in datasets)]
     order = list(dict.fromkeys((p["dataset"], p["method"]) for p in points))
     return [{"point": p, "seeds": g} for dm in order for g in seed_groups for p in points
             if (p["dataset"], p["method"]) == dm and not all(trial_key(p, s) in done for s in g)]
@@ -274,12 +288,12 @@ def _records(path: str) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], di
 
 def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | None = None,
            seeds: list[int] | None = None, storage: str | os.PathLike | None = None,
-           methods: list[str] | None = None, out: str | os.PathLike | None = None
-           ) -> dict[str, Any]:
+           methods: list[str] | None = None, out: str | os.PathLike | None = None,
+           datasets: list[str] | None = None) -> dict[str, Any]:
     """How far the study got: planned models, those exported to ``out`` (default
     ``book/results``) at this scale, and the trials of this machine's experiment, finished,
     errored or unfinished (the grid's later trials are made as earlier ones start)."""
-    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
+    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods, datasets)
     done = exported_keys(study, sc, steps, out)
     info: dict[str, Any] = {"study": study.name, "experiment": path,
                             "planned_models": study.planned(), "exported_models": len(done)}
@@ -294,7 +308,7 @@ def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
 def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | None = None,
            seeds: list[int] | None = None, storage: str | os.PathLike | None = None,
            out: str | os.PathLike | None = None, command_line: str | None = None,
-           methods: list[str] | None = None) -> Path:
+           methods: list[str] | None = None, datasets: list[str] | None = None) -> Path:
     """Write the finished models of the study's experiment into ``out/<study>/`` (default
     ``book/results``): ``runs/<model>.json`` (+ ``.npz`` of its arrays) per model, each with
     the provenance of the trial that made it, and ``index.json`` with the study, the scale,
@@ -304,7 +318,7 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
     kept and listed beside the new ones; an export of another scale or step count replaces the
     folder as a whole.
     """
-    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods)
+    study, sc, path = _resolve(name, scale, steps, seeds, storage, methods, datasets)
     if not tune_can_restore(path):
         raise FileNotFoundError(f"no experiment at {path}; run it first: "
                                 f"{command(study.name, scale=sc.name)}")
