@@ -99,3 +99,18 @@ def test_transfer_on_the_same_models_leaves_each_seed_out():
     assert got == pytest.approx(np.mean(rates))
     with pytest.raises(ValueError, match="no method"):
         transfer_success(runs, [], "a", "a")
+
+
+def test_factor_kl_credits_each_active_latent_to_its_best_factor():
+    from dlib.studies.analysis import factor_kl
+
+    names = ("shape", "scale", "posX")
+    kl = [2.0, 0.005, 1.5, 0.7, 0.3]
+    r2 = np.array([[0.0, 0.9, 0.1, 0.05, 0.02],    # latent 1 is inactive: not counted
+                   [0.1, 0.0, 0.6, 0.02, 0.05],
+                   [0.8, 0.0, 0.2, 0.01, 0.6]])
+    out = factor_kl(kl, r2, names)
+    assert out == {"shape": 0.0, "scale": 1.5, "posX": 2.0 + 0.3, "none": 0.7}
+    assert sum(out.values()) == pytest.approx(4.5)  # every active latent's KL, once
+    with pytest.raises(ValueError, match="factors, latents"):
+        factor_kl(kl, r2.T, names)

@@ -11,7 +11,9 @@ with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes
 * :func:`transfer_success` — how often a model trained with the hyperparameter chosen on one
   dataset / metric beats a random model on another (the paper's 80.7 / 59.3 / 54.9 %);
 * :func:`score_pairs` — two scores of every model side by side (e.g. the Gaussian total
-  correlation of the mean against that of the sampled representation, the paper's Fig. 1).
+  correlation of the mean against that of the sampled representation, the paper's Fig. 1);
+* :func:`factor_kl` — how a model's KL divides among the factors (each active latent counted
+  for the factor it explains best), for AnnealedVAE's capacity story (Burgess et al., Fig. 3).
 
 Models without a score are left out of what needs it; nothing is imputed.
 """
@@ -25,7 +27,8 @@ import numpy as np
 
 from dlib.studies.declarations import setting_key
 
-__all__ = ["score_pairs", "variance_explained", "rank_correlations", "transfer_success"]
+__all__ = ["score_pairs", "variance_explained", "rank_correlations", "transfer_success",
+           "factor_kl"]
 
 Run = dict[str, Any]
 
@@ -140,3 +143,22 @@ def transfer_success(source: Sequence[Run], target: Sequence[Run], source_score:
     if not rates:
         raise ValueError("no method has models on both sides with the scores asked for")
     return float(np.mean(rates))
+
+
+def factor_kl(kl: Sequence[float], r2: Any, factor_names: Sequence[str],
+              threshold: float = 0.01) -> dict[str, float]:
+    """The KL (nats) of each factor: the KL of every active latent (above ``threshold``),
+    credited to the factor whose row of the factor × latent R² map ``r2`` (factors, latents)
+    is largest in that latent's column; ``"none"`` collects active latents that explain no
+    factor (best R² below 0.1). Sums to the active latents' total KL."""
+    kl = np.asarray(kl, dtype=float)
+    r2 = np.asarray(r2, dtype=float)
+    if r2.shape != (len(factor_names), len(kl)):
+        raise ValueError(f"r2 must be (factors, latents) = ({len(factor_names)}, {len(kl)}), "
+                         f"got {r2.shape}")
+    out = {name: 0.0 for name in factor_names}
+    out["none"] = 0.0
+    for j in np.flatnonzero(kl > threshold):
+        best = int(np.argmax(r2[:, j]))
+        out[factor_names[best] if r2[best, j] >= 0.1 else "none"] += float(kl[j])
+    return out
