@@ -135,3 +135,26 @@ def test_note_says_when_the_tree_state_is_unknown(tmp_path):
     prov = {**_prov(), "commit": None, "dirty": None}
     path = results.save("x", {"a": 1}, prov, root=tmp_path)
     assert "unknown commit (tree state unknown)" in results.load(path.stem, tmp_path).note()
+
+
+def _shipped_results() -> list:
+    return sorted(p for p in results.results_dir().rglob("*.json"))
+
+
+@pytest.mark.parametrize("path", _shipped_results(),
+                         ids=lambda p: str(p.relative_to(results.results_dir())))
+def test_every_shipped_result_loads_with_provenance_from_a_clean_tree(path):
+    """What the book shows was made by committed code: each result file in book/results loads
+    (with its arrays), and its provenance names a full commit of a clean tree."""
+    name = str(path.relative_to(results.results_dir()).with_suffix(""))
+    res = results.load(name)
+    assert res is not None
+    prov = res.provenance
+    assert prov["dirty"] is False, f"{name} was made from a dirty tree"
+    assert len(prov["commit"]) == 40 and prov["device"] and prov["started_utc"]
+    if path.name == "index.json" and res.data.get("format") == "dlib-study/1":
+        from dlib.studies import load as load_study
+
+        study = load_study(path.parent.name, root=results.results_dir())
+        assert len(study.runs) == res.data["finished_models"] == len(res.data["models"])
+        assert all(r["scale"] == res.data["scale"]["name"] for r in study.runs)

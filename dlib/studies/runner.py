@@ -336,12 +336,19 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
         keys.add(record["key"])
     log = _run_log(path)
     runs = json.loads(log.read_text()) if log.exists() else []
+    if not runs and records:  # a run still going (or killed) has written no record yet
+        first = records[0][0].get("provenance") or {}
+        runs = [{**{k: first.get(k) for k in ("command", "commit", "dirty", "device",
+                                               "started_utc", "torch", "ray", "scale")},
+                 "wall_s": None, "note": "the run had not ended at export: its command and "
+                 "start are those of its first exported model"}]
     earlier = list(previous["provenance"].get("runs", [])) if previous else []
     seen = {(r.get("command"), r.get("started_utc")) for r in earlier}
     runs = earlier + [r for r in runs if (r.get("command"), r.get("started_utc")) not in seen]
     export_prov = _results.Provenance(command_line).finish(scale=sc.name)
     latest = dict(runs[-1]) if runs else dict(export_prov)
-    latest["wall_s"] = round(sum(float(r.get("wall_s") or 0) for r in runs), 1)
+    walls = [float(r["wall_s"]) for r in runs if isinstance(r.get("wall_s"), (int, float))]
+    latest["wall_s"] = round(sum(walls), 1) if walls else None
     latest["runs"] = runs
     latest["export"] = {"command": export_prov["command"], "utc": export_prov["started_utc"],
                         "commit": export_prov["commit"], "dirty": export_prov["dirty"]}
