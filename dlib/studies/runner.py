@@ -329,6 +329,7 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
     if previous is None and folder.exists():
         shutil.rmtree(folder)
     keys = set(kept)
+    provs = [dict(r.get("provenance") or {}) for r, _ in records]
     for record, arrays in sorted(records, key=lambda r: r[0]["key"]):
         prov = record.pop("provenance")
         _results.save(f"{study.name}/runs/{record['key']}", record, prov, arrays or None,
@@ -336,8 +337,8 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
         keys.add(record["key"])
     log = _run_log(path)
     runs = json.loads(log.read_text()) if log.exists() else []
-    if not runs and records:  # a run still going (or killed) has written no record yet
-        first = records[0][0].get("provenance") or {}
+    if not runs and provs:  # a run still going (or killed) has written no record yet
+        first = min(provs, key=lambda p: str(p.get("started_utc")))
         runs = [{**{k: first.get(k) for k in ("command", "commit", "dirty", "device",
                                                "started_utc", "torch", "ray", "scale")},
                  "wall_s": None, "note": "the run had not ended at export: its command and "
