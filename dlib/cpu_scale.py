@@ -36,7 +36,7 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
-           "study_models", "moves_in_one_latent", "STUDY"]
+           "study_models", "moves_in_one_latent", "STUDY", "spread_rows"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -493,6 +493,30 @@ def sweep_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu
         if set(d["setting"]) == {option}:
             groups.setdefault(d["setting"][option], []).append(d)
     return [{option: v, **_stats(g)} for v, g in sorted(groups.items())]
+
+
+def spread_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu",
+                threshold: float = 0.1, root: str | os.PathLike | None = None
+                ) -> list[dict[str, Any]]:
+    """How many active latents (KL > 0.01 nats) carry each factor — an R² above ``threshold``
+    in the factor × latent map — per value of ``option``, mean over the seeds of ``method`` at
+    ``scale``. One latent per factor is the disentangled ideal; 0 means the factor is not
+    encoded; 2 or more, that it is spread."""
+    groups: dict[float, list[dict[str, Any]]] = {}
+    for d in select(models(scale, root), method):
+        if set(d["setting"]) == {option} and "factor_latent_r2" in d:
+            groups.setdefault(d["setting"][option], []).append(d)
+    rows = []
+    for value, runs in sorted(groups.items()):
+        names = runs[0]["factor_names"]
+        counts = []
+        for d in runs:
+            r2 = np.asarray(d["factor_latent_r2"])[:, np.asarray(d["kl_dims"]) > 0.01]
+            counts.append((r2 > threshold).sum(1))
+        mean = np.mean(counts, 0)
+        rows.append({option: value, "seeds": len(runs),
+                     **{n: float(c) for n, c in zip(names, mean, strict=True)}})
+    return rows
 
 
 #: the methods the CPU scale compares at their headline settings (issue 16)

@@ -339,6 +339,12 @@ def test_the_study_models_replace_the_probes_of_their_setting(tmp_path):
     rows = sweep_rows(root=tmp_path)
     assert [(r["beta"], r["seeds"]) for r in rows] == [(4.0, [0, 1]), (8.0, [0])]
     assert rows[0]["factor_vae"][0] == pytest.approx(0.7)
+    from dlib.cpu_scale import spread_rows
+
+    (spread,) = spread_rows(root=tmp_path)  # the β = 8 probe has no R² map: left out
+    assert spread["beta"] == 4.0 and spread["seeds"] == 2
+    # active latents 0, 1, 2, 5: posX in latent 0, posY in 1 and 5, scale in 2, none of shape
+    assert (spread["posX"], spread["posY"], spread["scale"], spread["shape"]) == (1, 2, 1, 0)
     images, run = seed_traversal("beta_vae", {"beta": 4.0}, "worst", root=tmp_path)
     assert run["seed"] == 0 and images.shape == (4, 9, 1, 32, 32) and images.max() == 0
 
