@@ -550,7 +550,8 @@ def _setting_label(setting: dict[str, float]) -> str:
 def results_table(rows: list[dict[str, Any]], first: str, label: str | None = None) -> Any:
     """:class:`dlib.results.Table` of grouped rows (from :func:`sweep_rows`,
     :func:`method_rows` or :func:`ablation_rows`): the row's ``first`` entry, the number of
-    seeds, and mean ± sd of the scores, reconstruction error, KL and active latents."""
+    seeds, and mean ± sd of the scores, reconstruction error, KL and active latents (the value
+    alone where there is one seed)."""
     from dlib.results import Table
 
     header = [label or first, "seeds", "FactorVAE score", "MIG", "DCI", "recon (nats)",
@@ -560,9 +561,15 @@ def results_table(rows: list[dict[str, Any]], first: str, label: str | None = No
         head = r[first]
         head = _setting_label(head) if isinstance(head, dict) else (
             f"{head:g}" if isinstance(head, float) else str(head))
-        out.append([head, str(len(r["seeds"])), format_stat(r["factor_vae"]),
-                    format_stat(r["mig"]), format_stat(r["dci"]), format_stat(r["recon"], 1),
-                    format_stat(r["kl"], 1), format_stat(r["active_dims"], 1)])
+
+        def cell(stat: tuple[float, float], digits: int = 3, one: bool = len(r["seeds"]) == 1
+                 ) -> str:  # one seed has no spread: its value alone
+            return f"{stat[0]:.{digits}f}" if one and np.isfinite(stat[0]) else format_stat(
+                stat, digits)
+
+        out.append([head, str(len(r["seeds"])), cell(r["factor_vae"]), cell(r["mig"]),
+                    cell(r["dci"]), cell(r["recon"], 1), cell(r["kl"], 1),
+                    cell(r["active_dims"], 1)])
     return Table(header, out)
 
 

@@ -339,6 +339,10 @@ def test_the_study_models_replace_the_probes_of_their_setting(tmp_path):
     rows = sweep_rows(root=tmp_path)
     assert [(r["beta"], r["seeds"]) for r in rows] == [(4.0, [0, 1]), (8.0, [0])]
     assert rows[0]["factor_vae"][0] == pytest.approx(0.7)
+    from dlib.cpu_scale import results_table
+
+    table = results_table(rows, "beta", "β")
+    assert table.rows[0][2] == "0.700 ± 0.100" and table.rows[1][2] == "0.100"  # one seed
     from dlib.cpu_scale import spread_rows
 
     (spread,) = spread_rows(root=tmp_path)  # the β = 8 probe has no R² map: left out
