@@ -417,3 +417,29 @@ def test_trials_run_method_by_method_and_seed_by_seed_over_the_grid():
     pairs = trial_jobs(study, seeds_per_trial=2, done=done)
     assert [j["seeds"] for j in pairs] == [[0, 1], [2], [2], [0, 1], [2]]
     assert pairs[0]["point"]["setting"] == {"beta": 4.0}  # β = 1's pair (0, 1) is done
+
+
+def test_first_settings_start_before_the_rest_seed_by_seed():
+    from dlib.studies.runner import parse_setting, trial_jobs
+
+    study = studies.Study("t", "t", (studies.Arm("beta_vae", ({"beta": 1.0}, {"beta": 4.0})),
+                                     studies.Arm("factor_vae", ({"gamma": 10.0},
+                                                                {"gamma": 40.0}))),
+                          seeds=(0, 1))
+    first = [parse_setting("factor_vae:gamma=40"), parse_setting("beta_vae:beta=4")]
+    jobs = trial_jobs(study, first=first)
+    assert [(j["point"]["method"], j["point"]["setting"], j["seeds"]) for j in jobs] == [
+        ("factor_vae", {"gamma": 40.0}, [0]), ("beta_vae", {"beta": 4.0}, [0]),
+        ("factor_vae", {"gamma": 40.0}, [1]), ("beta_vae", {"beta": 4.0}, [1]),
+        ("beta_vae", {"beta": 1.0}, [0]), ("beta_vae", {"beta": 1.0}, [1]),
+        ("factor_vae", {"gamma": 10.0}, [0]), ("factor_vae", {"gamma": 10.0}, [1])]
+    assert sorted(map(str, jobs)) == sorted(map(str, trial_jobs(study)))  # the same trials
+    assert parse_setting("beta_vae") == ("beta_vae", {})
+    assert [j["point"]["method"] for j in trial_jobs(study, first=[("beta_vae", {})])][:4] == [
+        "beta_vae"] * 4
+    with pytest.raises(ValueError, match="matches"):
+        trial_jobs(study, first=[parse_setting("factor_vae:gamma=7")])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_setting("factor_vae:gamma")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_setting("factor_vae:gamma=big")

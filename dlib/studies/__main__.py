@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seeds of one setting trained together by the batched engine")
     p.add_argument("--cpus-per-trial", type=int, default=1,
                    help="CPUs and torch threads of a trial (default 1)")
+    p.add_argument("--first", nargs="+", metavar="METHOD:KEY=VALUE",
+                   help="settings to train before the rest, seed by seed (e.g. "
+                   "factor_vae:gamma=40 beta_tc_vae:beta=6)")
     p.add_argument("--retrain", action="store_true",
                    help="train the models already exported at this scale again")
     sub.add_parser("status", parents=[common], help="trials finished / unfinished / errored")
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                            gpus_per_trial=args.gpus_per_trial,
                            seeds_per_trial=args.seeds_per_trial,
                            cpus_per_trial=args.cpus_per_trial, command_line=line,
-                           skip_exported=not args.retrain, out=args.out, **where)
+                           skip_exported=not args.retrain, out=args.out, first=args.first,
+                           **where)
         print(json.dumps(info, indent=1))
         return 0
     if args.cmd == "status":

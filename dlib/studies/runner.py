@@ -145,7 +145,8 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         command_line: str | None = None,
         fail_once: str | os.PathLike | None = None, methods: list[str] | None = None,
         datasets: list[str] | None = None,
-        skip_exported: bool = True, out: str | os.PathLike | None = None) -> dict[str, Any]:
+        skip_exported: bool = True, out: str | os.PathLike | None = None,
+        first: list[str] | None = None) -> dict[str, Any]:
     """Train and evaluate study ``name`` (resuming it when its experiment exists); return
     :func:`status`.
 
@@ -161,7 +162,9 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     only on those of its datasets (an experiment of its own). With ``skip_exported`` (the
     default) the models already exported to ``out`` (default ``book/results``) at the same
     scale and steps are not trained again: the committed results carry a study from one
-    session to the next even where Ray's storage does not survive.
+    session to the next even where Ray's storage does not survive. ``first`` (settings such as
+    ``"factor_vae:gamma=40"``, see :func:`parse_setting`) start before the rest of a new
+    experiment, seed by seed: the models a chapter needs soonest.
     """
     import ray
     from ray import tune
@@ -170,7 +173,8 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         raise ValueError("seeds_per_trial must be positive")
     study, sc, path = _resolve(name, scale, steps, seeds, storage, methods, datasets)
     done = exported_keys(study, sc, steps, out) if skip_exported else set()
-    jobs = trial_jobs(study, seeds_per_trial, methods, done, datasets)
+    jobs = trial_jobs(study, seeds_per_trial, methods, done, datasets,
+                      [parse_setting(f) for f in first or []])
     if not jobs and not tune_can_restore(path):
         info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
                   datasets=datasets, out=out)
@@ -212,20 +216,58 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     return {**info, "exported_models": len(done)}
 
 
+def parse_setting(text: str) -> tuple[str, dict[str, float]]:
+    """``"method:key=value,key=value"`` (or a bare ``"method"``) → ``(method, setting)``."""
+    method, _, rest = text.partition(":")
+    setting: dict[str, float] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"cannot read {part!r} in {text!r}: write method:key=value,...")
+        try:
+            setting[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{key.strip()}={value!r} in {text!r} is not a number") from None
+    if not method.strip():
+        raise ValueError(f"no method in {text!r}")
+    return method.strip(), setting
+
+
 def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None = None,
                done: set[str] | frozenset[str] = frozenset(),
-               datasets: list[str] | None = None) -> list[dict[str, Any]]:
+               datasets: list[str] | None = None,
+               first: list[tuple[str, dict[str, float]]] | None = None
+               ) -> list[dict[str, Any]]:
     """The trials of a run in the order Ray starts them: ``{"point", "seeds"}`` each, the
     models in ``done`` left out. Method by method and, within a method, seed by seed over its
     grid: a run stopped part-way (a session's end) leaves whole grids of the first seeds
-    rather than some settings with every seed and others with none."""
+    rather than some settings with every seed and others with none. The points matching an
+    entry of ``first`` (method and the keys given) come before all others, seed by seed and in
+    ``first``'s order within a seed; an entry that matches nothing in the study is an error."""
     seed_groups = [list(study.seeds[i:i + seeds_per_trial])
                    for i in range(0, len(study.seeds), seeds_per_trial)]
     points = [p for p in study.points() if (not methods or p["method"] in methods)
               and (not datasets or p["dataset"] in datasets)]
     order = list(dict.fromkeys((p["dataset"], p["method"]) for p in points))
-    return [{"point": p, "seeds": g} for dm in order for g in seed_groups for p in points
+    jobs = [{"point": p, "seeds": g} for dm in order for g in seed_groups for p in points
             if (p["dataset"], p["method"]) == dm and not all(trial_key(p, s) in done for s in g)]
+    if not first:
+        return jobs
+
+    def rank(point: dict[str, Any]) -> int | None:
+        for i, (method, setting) in enumerate(first):
+            if point["method"] == method and all(
+                    float(point["setting"].get(k, float("nan"))) == v for k, v in setting.items()):
+                return i
+        return None
+
+    matched = {rank(p) for p in points} - {None}
+    missing = [f"{m}:{s}" for i, (m, s) in enumerate(first) if i not in matched]
+    if missing:
+        raise ValueError(f"no point of study {study.name!r} matches {missing}")
+    ahead = sorted((j for j in jobs if rank(j["point"]) is not None),
+                   key=lambda j: (seed_groups.index(j["seeds"]), rank(j["point"])))
+    return ahead + [j for j in jobs if rank(j["point"]) is None]
 
 
 def tune_can_restore(path: str) -> bool:
