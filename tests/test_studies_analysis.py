@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from dlib.studies import analysis
 from dlib.studies.analysis import (
     rank_correlations,
     score_pairs,
@@ -114,3 +115,18 @@ def test_factor_kl_credits_each_active_latent_to_its_best_factor():
     assert sum(out.values()) == pytest.approx(4.5)  # every active latent's KL, once
     with pytest.raises(ValueError, match="factors, latents"):
         factor_kl(kl, r2.T, names)
+
+
+def test_sample_efficiency_is_the_small_over_the_large_accuracy():
+    runs = [{"method": "m", "setting": {}, "seed": 0, "dataset": "d",
+             "scores": {"downstream_lr_100": 0.3, "downstream_lr_10000": 0.6,
+                        "downstream_gbt_100": 0.5, "downstream_gbt_10000": 0.5}},
+            {"method": "m", "setting": {}, "seed": 1, "dataset": "d",
+             "scores": {"downstream_lr_100": 0.2, "mig": 0.1}}]
+    out = analysis.with_sample_efficiency(runs)
+    assert out[0]["scores"]["downstream_lr_efficiency"] == pytest.approx(0.5)
+    assert out[0]["scores"]["downstream_gbt_efficiency"] == pytest.approx(1.0)
+    assert "downstream_lr_efficiency" not in out[1]["scores"]  # no 10,000-code accuracy
+    assert "downstream_lr_efficiency" not in runs[0]["scores"]  # the input is left alone
+    assert analysis.with_sample_efficiency(runs, small=100, large=100)[0]["scores"][
+        "downstream_lr_efficiency"] == 1.0

@@ -12,6 +12,8 @@ with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes
   dataset / metric beats a random model on another (the paper's 80.7 / 59.3 / 54.9 %);
 * :func:`score_pairs` — two scores of every model side by side (e.g. the Gaussian total
   correlation of the mean against that of the sampled representation, the paper's Fig. 1);
+* :func:`with_sample_efficiency` — each model's downstream sample efficiency: the accuracy of
+  a predictor trained on 100 codes over that on 10,000 (the paper's Sec. 5.4, Fig. 9–10);
 * :func:`factor_kl` — how a model's KL divides among the factors (each active latent counted
   for the factor it explains best), for AnnealedVAE's capacity story (Burgess et al., Fig. 3).
 
@@ -28,7 +30,7 @@ import numpy as np
 from dlib.studies.declarations import setting_key
 
 __all__ = ["score_pairs", "variance_explained", "rank_correlations", "transfer_success",
-           "factor_kl"]
+           "with_sample_efficiency", "factor_kl"]
 
 Run = dict[str, Any]
 
@@ -85,6 +87,24 @@ def rank_correlations(runs: Sequence[Run], scores: Sequence[str]) -> np.ndarray:
             a, b = table[:, i], table[:, j]
             if np.ptp(a) > 0 and np.ptp(b) > 0:
                 out[i, j] = float(spearmanr(a, b).statistic)
+    return out
+
+
+def with_sample_efficiency(runs: Sequence[Run], small: int = 100, large: int = 10_000,
+                           predictors: Sequence[str] = ("lr", "gbt")) -> list[Run]:
+    """Copies of ``runs`` whose scores gain ``downstream_<p>_efficiency``: the mean test
+    accuracy of predictor ``p`` (``lr``: logistic regression, ``gbt``: gradient-boosted trees)
+    trained on ``small`` codes divided by that on ``large`` codes. Locatello et al. call this
+    ratio (100 over 10,000) the statistical efficiency; near 1 means a few labels already
+    reach the accuracy of many. Models without both accuracies get no efficiency."""
+    out = []
+    for r in runs:
+        scores = dict(r.get("scores", {}))
+        for p in predictors:
+            lo, hi = _value(r, f"downstream_{p}_{small}"), _value(r, f"downstream_{p}_{large}")
+            if lo is not None and hi is not None and hi > 0:
+                scores[f"downstream_{p}_efficiency"] = lo / hi
+        out.append({**r, "scores": scores})
     return out
 
 
