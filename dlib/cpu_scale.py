@@ -327,16 +327,22 @@ def study_models(scale: str = "cpu", study: str = STUDY,
 def models(scale: str = "cpu", root: str | os.PathLike | None = None
            ) -> list[dict[str, Any]]:
     """Every model trained at ``scale``'s settings: the study's (:func:`study_models`), and
-    the probes of each method and setting that the study has no model of yet."""
+    the probes of each method, setting and seed that the study has no model of yet. A probe
+    and a study model of the same seed are two runs of the same recipe through different code
+    paths (the study's Ray trial draws its random numbers in another order), so the seed's
+    study model replaces its probe; the other seeds' probes stay beside it."""
     from dlib.scales import get
 
     sc = get(scale)
     study = study_models(scale, root=root)
-    have = {(d["method"], json.dumps(d["setting"], sort_keys=True)) for d in study}
+
+    def key(d: dict[str, Any]) -> tuple[str, str, int]:
+        return d["method"], json.dumps(d["setting"], sort_keys=True), int(d["seed"])
+
+    have = {key(d) for d in study}
     at = select(probes(root), None, None, image_size=sc.image_size, width=sc.width,
                 steps=sc.steps, learning_rate=sc.learning_rate, batch_size=sc.batch_size)
-    rest = [d for d in at if (d["method"], json.dumps(d["setting"], sort_keys=True)) not in have]
-    return study + rest
+    return study + [d for d in at if key(d) not in have]
 
 
 def probes(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
@@ -375,7 +381,8 @@ def recipe_card(scale: str = "cpu", method: str = "beta_vae",
     card["threads"] = sorted({d["scale"]["threads"] for d in runs})
 
     def stat(values: list[float]) -> list[float]:
-        return [round(float(np.mean(values)), 3), round(float(np.std(values)), 3)]
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        return [round(float(np.mean(values)), 3), round(sd, 3)]
 
     for key in ("factor_vae", "mig", "dci", "beta_vae", "recon", "active_dims"):
         card[key] = stat([d["scores"][key] for d in runs])
@@ -437,7 +444,8 @@ def select(runs: list[dict[str, Any]], method: str | None = None,
 
 
 def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
-    """Mean and (population) standard deviation over ``runs`` of score ``key``, or of the
+    """Mean and sample standard deviation (n − 1; NaN for a single value) over ``runs`` of
+    score ``key``, or of the
     train phase's wall seconds (``"train_seconds"``) or CPU seconds (``"train_cpu_seconds"``:
     what the phase cost this process, which a busy machine does not inflate)."""
     if key == "train_seconds":
@@ -446,15 +454,20 @@ def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
         values = [d["phases"]["train"].get("cpu_seconds", np.nan) for d in runs]
     else:
         values = [d["scores"][key] for d in runs]
-    if np.isnan(values).all():
+    finite = np.asarray(values, float)[~np.isnan(values)]
+    if finite.size == 0:
         return float("nan"), float("nan")
-    return float(np.nanmean(values)), float(np.nanstd(values))
+    sd = float(finite.std(ddof=1)) if finite.size > 1 else float("nan")
+    return float(finite.mean()), sd
 
 
 def format_stat(stat: tuple[float, float], digits: int = 3) -> str:
-    """``(mean, sd)`` as ``"mean ± sd"`` (``"—"`` for a value that was not recorded)."""
+    """``(mean, sd)`` as ``"mean ± sd"`` (the mean alone where there is no sd, ``"—"`` for a
+    value that was not recorded)."""
     mean, sd = stat
-    return "—" if np.isnan(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+    if np.isnan(mean):
+        return "—"
+    return f"{mean:.{digits}f}" if np.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def _grouped(runs: list[dict[str, Any]], keys: tuple[str, ...]

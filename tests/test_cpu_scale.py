@@ -255,7 +255,7 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     probe(1, 0.5, 0.1)
     probe(2, 0.9, 0.9, steps=cpu.steps + 1)  # another scale: not counted
     card = recipe_card(root=tmp_path)
-    assert card["seeds"] == 2 and card["factor_vae"] == [0.6, 0.1]
+    assert card["seeds"] == 2 and card["factor_vae"] == [0.6, 0.141]  # sample sd (n − 1)
     assert card["gates"]["factor_vae"] == "missed (only 2 seed(s))"
     probe(3, 0.8, 0.3)
     card = recipe_card(root=tmp_path)
@@ -272,16 +272,17 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     assert rows[0]["core_minutes"] == pytest.approx(300 / 60)  # wall time: no CPU time recorded
     (sweep,) = sweep_rows(root=tmp_path)
     assert sweep["beta"] == 4.0 and sweep["mig"][0] == pytest.approx(0.2)
-    assert sweep["factor_vae"][1] == pytest.approx(np.std([0.7, 0.5, 0.8]))
+    assert sweep["factor_vae"][1] == pytest.approx(np.std([0.7, 0.5, 0.8], ddof=1))
     (row,) = method_rows(root=tmp_path)
     assert row["label"] == "β-VAE (β = 4)" and row["seeds"] == [0, 1, 3]
     table = results_table([row], "label", "method")
-    assert table.rows[0][:3] == ["β-VAE (β = 4)", "3", "0.667 ± 0.125"]
+    assert table.rows[0][:3] == ["β-VAE (β = 4)", "3", "0.667 ± 0.153"]
 
 
-def test_the_study_models_replace_the_probes_of_their_setting(tmp_path):
-    """Where the study has models of a setting at the scale, the book's tables show those (in
-    the probes' form); the probes of settings the study has not trained yet stay."""
+def test_the_study_models_replace_the_probes_of_their_seed(tmp_path):
+    """Where the study has a model of a setting and seed at the scale, the book's tables show
+    it (in the probes' form); the probes of seeds and settings the study has not trained yet
+    stay."""
     import dataclasses
     import json
 
@@ -293,9 +294,10 @@ def test_the_study_models_replace_the_probes_of_their_setting(tmp_path):
     cpu = get("cpu")
     folder = tmp_path / "cpu_scale"
     folder.mkdir()
-    for beta, seed in ((4.0, 0), (8.0, 0)):  # two probes; the study below trains β = 4
+    for beta, seed in ((4.0, 0), (4.0, 2), (8.0, 0)):  # the study below trains β = 4, seeds 0, 1
         d = {"method": "beta_vae", "setting": {"beta": beta}, "seed": seed,
-             "scores": {"factor_vae": 0.1, "mig": 0.1, "dci": 0.1, "recon": 50.0, "kl": 3.0,
+             "scores": {"factor_vae": 0.7 if seed == 2 else 0.1, "mig": 0.1, "dci": 0.1,
+                        "recon": 50.0, "kl": 3.0,
                         "active_dims": 3},
              "scale": {"image_size": cpu.image_size, "width": cpu.width, "steps": cpu.steps,
                        "batch_size": cpu.batch_size, "learning_rate": cpu.learning_rate},
@@ -334,15 +336,16 @@ def test_the_study_models_replace_the_probes_of_their_setting(tmp_path):
     assert moves["posY"]["latent"] == 1 and moves["posY"]["second_r2"] == pytest.approx(0.3)
     assert study_models("cpu_short", root=tmp_path) == []  # another scale's export: none
     every = models(root=tmp_path)
-    assert sorted((d["setting"]["beta"], d.get("source")) for d in every) == [
-        (4.0, "locatello"), (4.0, "locatello"), (8.0, None)]
+    assert sorted((d["setting"]["beta"], d["seed"], str(d.get("source"))) for d in every) == [
+        (4.0, 0, "locatello"), (4.0, 1, "locatello"), (4.0, 2, "None"), (8.0, 0, "None")]
     rows = sweep_rows(root=tmp_path)
-    assert [(r["beta"], r["seeds"]) for r in rows] == [(4.0, [0, 1]), (8.0, [0])]
+    assert [(r["beta"], r["seeds"]) for r in rows] == [(4.0, [0, 1, 2]), (8.0, [0])]
     assert rows[0]["factor_vae"][0] == pytest.approx(0.7)
     from dlib.cpu_scale import results_table
 
     table = results_table(rows, "beta", "β")
     assert table.rows[0][2] == "0.700 ± 0.100" and table.rows[1][2] == "0.100"  # one seed
+    assert rows[0]["factor_vae"][1] == pytest.approx(np.std([0.6, 0.8, 0.7], ddof=1))
     from dlib.cpu_scale import spread_rows
 
     (spread,) = spread_rows(root=tmp_path)  # the β = 8 probe has no R² map: left out
