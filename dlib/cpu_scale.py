@@ -34,6 +34,7 @@ from dlib.metrics.encoded import factor_latent_r2
 
 __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "result_name",
            "probes", "recipe_card", "select", "mean_sd", "format_stat", "HEADLINE_SETTINGS",
+           "shown_scale",
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
            "study_models", "moves_in_one_latent", "STUDY", "spread_rows"]
@@ -551,6 +552,17 @@ def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None
             label = f"{registry.get(method).label} ({_setting_label(setting)})"
             rows.append({"method": method, "setting": setting, "label": label, **_stats(g)})
     return rows
+
+
+def shown_scale(min_seeds: int = 2, root: str | os.PathLike | None = None,
+                scales: tuple[str, str] = ("cpu", "cpu_short")) -> str:
+    """The scale whose models the method chapters compare: the first of ``scales`` (the CPU
+    scale) once every method of :data:`HEADLINE_SETTINGS` has ``min_seeds`` models there, else
+    the second (the short scale, whose probes were trained first)."""
+    rows = method_rows(scales[0], root)
+    enough = len(rows) == len(HEADLINE_SETTINGS) and all(
+        len(r["seeds"]) >= min_seeds for r in rows)
+    return scales[0] if enough else scales[1]
 
 
 _SYMBOLS = {"beta": "β", "gamma": "γ"}

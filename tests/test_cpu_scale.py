@@ -264,7 +264,7 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     assert card["score_seconds"] == [200.0, 0.0]
 
     # the summaries the book shows, over the same probes (seed 2 is at another step count)
-    from dlib.cpu_scale import gate_rows, method_rows, results_table, sweep_rows
+    from dlib.cpu_scale import gate_rows, method_rows, results_table, shown_scale, sweep_rows
 
     rows = gate_rows(root=tmp_path)
     assert [(r["steps"], r["seeds"], r["gates"]) for r in rows] == [
@@ -273,6 +273,17 @@ def test_recipe_card_reads_probes_at_the_scale(tmp_path):
     (sweep,) = sweep_rows(root=tmp_path)
     assert sweep["beta"] == 4.0 and sweep["mig"][0] == pytest.approx(0.2)
     assert sweep["factor_vae"][1] == pytest.approx(np.std([0.7, 0.5, 0.8], ddof=1))
+    assert shown_scale(root=tmp_path) == "cpu_short"  # FactorVAE and β-TCVAE have no models
+    for method, setting in (("factor_vae", {"gamma": 40.0}), ("beta_tc_vae", {"beta": 6.0})):
+        for seed in (0, 1):
+            d = json.loads((folder / f"p{seed}_{cpu.steps}.json").read_text())
+            d.update(method=method, setting=setting)
+            (folder / f"{method}_{seed}.json").write_text(json.dumps(d))
+        assert shown_scale(root=tmp_path) == ("cpu" if method == "beta_tc_vae" else "cpu_short")
+        assert shown_scale(3, root=tmp_path) == "cpu_short"  # one of them has two seeds only
+    for method in ("factor_vae", "beta_tc_vae"):
+        for seed in (0, 1):
+            (folder / f"{method}_{seed}.json").unlink()
     (row,) = method_rows(root=tmp_path)
     assert row["label"] == "β-VAE (β = 4)" and row["seeds"] == [0, 1, 3]
     table = results_table([row], "label", "method")
