@@ -314,6 +314,7 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
     got = EVALUATORS["encoded_metrics"].final(ctx)
     want = EVALUATORS["metrics"].final(Context(m, 0, 8, study, scale, data, None, "dsprites"))
     assert got["encoded"] is True
+    assert set(got["metric_seconds"]) == set(study.metrics)  # each metric timed
     assert got["metrics"] == {**want["metrics"], "unsupervised_sampled": got["metrics"][
         "unsupervised_sampled"]}
     assert {k: got["scores"][k] for k in want["scores"]} == want["scores"]

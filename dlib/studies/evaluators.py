@@ -12,6 +12,7 @@ the record. A study names its evaluators; a new one is a function and one line i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,9 +143,12 @@ def encoded_metrics(ctx: Context) -> dict[str, Any]:
     enc = EncodedData(data, codes)
     scores: dict[str, float] = {}
     full: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
     for name in ctx.study.metrics:
+        start = time.perf_counter()
         out = compute(name, enc, enc.mean, np.random.RandomState(ctx.metric_seed),
                       **ctx.scale.metric_options(name))
+        seconds[name] = round(time.perf_counter() - start, 2)
         full[name] = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
         for score, key in HEADLINE.get(name, {}).items():
             if key in out:  # (a downstream run at a scale's smaller sizes lacks the others)
@@ -160,7 +164,8 @@ def encoded_metrics(ctx: Context) -> dict[str, Any]:
     index = np.sort(np.random.RandomState(1234).choice(
         data.num_observations, size=min(UDR_POINTS, data.num_observations), replace=False))
     return {"scores": scores, "metrics": full, "encoded": True,
-            "encode_seconds": round(codes.seconds, 2), "kl_all": kl_all,
+            "encode_seconds": round(codes.seconds, 2), "metric_seconds": seconds,
+            "kl_all": kl_all,
             "factor_latent_r2": factor_latent_r2(codes.mean, tuple(data.factor_sizes)).tolist(),
             "arrays": {"udr_index": index.astype(np.int64),
                        "udr_mean": codes.mean[index].astype(np.float16),
