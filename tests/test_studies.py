@@ -294,7 +294,7 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
     streams); it adds the sampled code's TC/WC, the KL and R² over the whole set, and fixed-
     index codes for UDR; a model without an encoder falls back to on-demand scoring."""
     from dlib.data import load, save_dsprites_npz
-    from dlib.methods import BetaVAE, InfoGAN
+    from dlib.methods import OAT, BetaVAE, InfoGAN
     from dlib.metrics import compute
     from dlib.metrics.encoded import factor_latent_r2
     from dlib.metrics.utils import sampled_representation
@@ -336,6 +336,15 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
     np.testing.assert_allclose(got["arrays"]["udr_mean"], mean.astype(np.float16), atol=2e-3)
     r2 = factor_latent_r2(mean[np.argsort(idx)], data.factor_sizes)
     np.testing.assert_allclose(got["factor_latent_r2"], r2, atol=1e-6)
+    oat = OAT(data.image_shape, seed=1, width=0.5, num_z1=4, num_z2=3).eval()
+    oat.mask[:2] = 1.0  # two z1 dimensions switched on: the code the metrics score
+    study_oat = study.replace(metrics=("mig", "sap"))
+    got = EVALUATORS["encoded_metrics"].final(Context(oat, 0, 8, study_oat, scale, data, None,
+                                                      "dsprites"))
+    want = EVALUATORS["metrics"].final(Context(oat, 0, 8, study_oat, scale, data, None,
+                                               "dsprites"))
+    assert got["encoded"] is True and got["scores"] == want["scores"]
+    assert len(got["kl_all"]) == 4 and got["kl_all"][2:] == [0.0, 0.0]  # z1 only, 2 off
     gan = InfoGAN(data.image_shape, seed=0).eval()
     assert EVALUATORS["encoded_metrics"].final(Context(
         gan, 0, 8, study, scale, data, None, "dsprites"))["encoded"] is False

@@ -336,6 +336,12 @@ class OAT(Method):
         """The evaluated representation: the posterior means of z1 (B, K), inactive ones 0."""
         return self._split(self.encode(x)[0])[0]
 
+    def encode_representation(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The effective posterior (mean, logvar) of z1 alone, (B, K): the code the metrics
+        score (:meth:`represent` is its mean), for scoring from codes encoded once."""
+        mean, logvar = self.encode(x)
+        return self._split(mean)[0], self._split(logvar)[0]
+
     @torch.no_grad()
     def represent_all(self, x: Tensor) -> Tensor:
         """The posterior means of (z1, z2), (B, K + d)."""

@@ -129,8 +129,10 @@ def encoded_metrics(ctx: Context) -> dict[str, Any]:
     the KL of each latent averaged over the whole dataset (``kl_all``) and the exact factor ×
     latent R² map (``factor_latent_r2``); the arrays keep the means and log-variances
     (float16) of :data:`UDR_POINTS` fixed images, the same for every model of a dataset, for
-    UDR across seeds. A model without an encoder, or data whose images are random given the
-    factors, is scored on demand by ``metrics`` instead (``"encoded": False``)."""
+    UDR across seeds. A method whose evaluated code is a part of its latent encodes that part
+    (``encode_representation``: OAT's z1). A model without an encoder, or data whose images
+    are random given the factors, is scored on demand by ``metrics`` instead
+    (``"encoded": False``)."""
     from dlib.distributions import gaussian_kl
     from dlib.metrics import compute
     from dlib.metrics.encoded import EncodedData, encode_dataset, factor_latent_r2
@@ -139,7 +141,8 @@ def encoded_metrics(ctx: Context) -> dict[str, Any]:
     if not hasattr(method, "encode") or not getattr(data, "deterministic_observations", False):
         return {**metric_scores(ctx), "encoded": False}
     method.eval()
-    codes = encode_dataset(method.encode, data)
+    # a method whose evaluated code is part of its latent (OAT's z1) says which part
+    codes = encode_dataset(getattr(method, "encode_representation", method.encode), data)
     enc = EncodedData(data, codes)
     scores: dict[str, float] = {}
     full: dict[str, dict[str, float]] = {}
