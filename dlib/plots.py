@@ -253,6 +253,37 @@ def kl_dims_curves(history: Any, ax: plt.Axes | None = None) -> plt.Axes:
     return ax
 
 
+def oat_trace(history: Any, switch_steps: Sequence[int],
+              axes: Sequence[plt.Axes] | None = None, title: str = "") -> plt.Figure:
+    """OAT's main figure from a run's log: the KL of each z1 dimension over training (grey
+    lines where a dimension was switched on) and the KL of z2 beside its rising price β.
+    ``history`` is a :class:`~dlib.train.History` or a stored run's ``history`` dict (its
+    steps under ``"step"``)."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.0))
+    else:
+        fig = axes[0].figure
+    steps = np.asarray(history.steps if hasattr(history, "steps") else history["step"])
+    kl_z1 = np.asarray(history["kl_z1_dims"], dtype=float)
+    if kl_z1.ndim != 2 or len(kl_z1) != len(steps):
+        raise ValueError(f"kl_z1_dims must be (steps, K) = ({len(steps)}, K), got {kl_z1.shape}")
+    for i in range(kl_z1.shape[1]):
+        if kl_z1[:, i].max() > 0:
+            axes[0].plot(steps, kl_z1[:, i], label=f"z1[{i}]")
+    for s in switch_steps:
+        if s >= 0:
+            axes[0].axvline(s, color="0.8", lw=0.8, zorder=0)
+    axes[0].set(xlabel="step", ylabel="KL (nats)", title=f"{title}z1, per dimension")
+    if axes[0].lines:
+        axes[0].legend(fontsize=6, ncol=2)
+    axes[1].plot(steps, np.asarray(history["kl_z2"], dtype=float), "k", label="KL of z2")
+    twin = axes[1].twinx()
+    twin.plot(steps, np.asarray(history["beta"], dtype=float), "C1--", label="β")
+    twin.set_ylabel("β (dashed)")
+    axes[1].set(xlabel="step", ylabel="KL (nats)", title=f"{title}z2 and its price β")
+    return fig
+
+
 def traversal_explorer(
     method: Any, x: Tensor, kl_dims: Any | None = None, max_dims: int = 6, limit: float = 3.0
 ) -> Any:

@@ -74,6 +74,16 @@ def test_figures_draw(model):
     plt.close("all")
 
 
+def test_oat_trace_draws_each_switched_on_dimension():
+    record = {"step": [0, 10, 20], "kl_z1_dims": [[0, 0, 0], [0.5, 0, 0], [1.0, 0.2, 0]],
+              "kl_z2": [5.0, 4.0, 3.0], "beta": [1.0, 2.0, 3.0]}
+    fig = plots.oat_trace(record, [5, 15, -1])
+    assert len(fig.axes[0].lines) == 2 + 2  # two dimensions with KL, two switch-on lines
+    with pytest.raises(ValueError, match="kl_z1_dims"):
+        plots.oat_trace({**record, "kl_z1_dims": [0.0, 1.0, 2.0]}, [5])
+    plt.close("all")
+
+
 def test_explorer_builds_a_widget():
     m = BetaVAE((1, 64, 64), num_latents=4, seed=0).eval()
     with torch.no_grad():  # make the decoder sensitive to z so a slider move shows in the PNG
