@@ -192,3 +192,9 @@ def test_a_new_session_trains_only_what_is_not_exported(cluster, tmp_path):
 def test_methods_must_belong_to_the_study(tmp_path):
     with pytest.raises(ValueError, match="no method"):
         studies.run(_study("t_methods"), scale=TINY, storage=tmp_path, methods=["nope"])
+
+
+def test_a_local_instance_must_hold_one_trial(tmp_path):
+    with pytest.raises(ValueError, match="cannot hold one trial"):
+        studies.run(_study("t_cpus"), scale=TINY, storage=tmp_path, out=tmp_path / "out",
+                    cpus=1, cpus_per_trial=2)

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", nargs="+", metavar="METHOD:KEY=VALUE",
                    help="settings to train before the rest, seed by seed (e.g. "
                    "factor_vae:gamma=40 beta_tc_vae:beta=6)")
+    p.add_argument("--cpus", type=int, help="CPUs of the local Ray instance this run starts "
+                   "(default: all); two runs side by side share a machine")
     p.add_argument("--retrain", action="store_true",
                    help="train the models already exported at this scale again")
     sub.add_parser("status", parents=[common], help="trials finished / unfinished / errored")
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                            seeds_per_trial=args.seeds_per_trial,
                            cpus_per_trial=args.cpus_per_trial, command_line=line,
                            skip_exported=not args.retrain, out=args.out, first=args.first,
+                           cpus=args.cpus,
                            **where)
         print(json.dumps(info, indent=1))
         return 0

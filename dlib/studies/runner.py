@@ -115,7 +115,7 @@ def _resolve(name: str | Study, scale: str | Scale | None, steps: int | None,
     return study, sc, path
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, num_cpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
@@ -125,7 +125,7 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
 
 
 def _run_log(path: str) -> Path:
@@ -146,7 +146,7 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         fail_once: str | os.PathLike | None = None, methods: list[str] | None = None,
         datasets: list[str] | None = None,
         skip_exported: bool = True, out: str | os.PathLike | None = None,
-        first: list[str] | None = None) -> dict[str, Any]:
+        first: list[str] | None = None, cpus: int | None = None) -> dict[str, Any]:
     """Train and evaluate study ``name`` (resuming it when its experiment exists); return
     :func:`status`.
 
@@ -164,7 +164,9 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     scale and steps are not trained again: the committed results carry a study from one
     session to the next even where Ray's storage does not survive. ``first`` (settings such as
     ``"factor_vae:gamma=40"``, see :func:`parse_setting`) start before the rest of a new
-    experiment, seed by seed: the models a chapter needs soonest.
+    experiment, seed by seed: the models a chapter needs soonest. ``cpus`` caps the CPUs of
+    the local Ray instance this call starts (default: all), so that two studies can share a
+    machine, each with its own instance.
     """
     import ray
     from ray import tune
@@ -180,7 +182,9 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
                   datasets=datasets, out=out)
         return {**info, "exported_models": len(done), "note": "every model is exported already"}
     prov = _results.Provenance(command_line)
-    _init_ray(address)
+    if cpus is not None and cpus < cpus_per_trial:
+        raise ValueError(f"cpus={cpus} cannot hold one trial of {cpus_per_trial} CPUs")
+    _init_ray(address, cpus)
     from dlib.studies.session import SESSION, SessionLimit, TrialBar
 
     SESSION["max_trials"] = max_trials
