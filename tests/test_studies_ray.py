@@ -180,6 +180,10 @@ def test_a_new_session_trains_only_what_is_not_exported(cluster, tmp_path):
     assert [len(e["models"]) for e in index["exports"]] == [1, 1]
     assert (out / "t_sessions" / "runs" / f"{kept}.json").read_bytes() == before
     assert sorted(r["seed"] for r in studies.load("t_sessions", root=out).runs) == [0, 1]
+    back = studies.run(study, scale=TINY, storage=tmp_path / "ray1", out=out, verbose=0)
+    assert "exported already" in back["note"]  # session 1's unfinished trial: not retrained
+    (aside,) = (tmp_path / "ray1").glob("*.superseded-*")  # its experiment is kept aside
+    assert any(aside.glob("experiment_state-*.json"))
 
     third = studies.run(study, scale=TINY, storage=tmp_path / "ray3", out=out, verbose=0)
     assert third["started"] is False and third["remaining_models"] == 0
@@ -198,3 +202,20 @@ def test_a_local_instance_must_hold_one_trial(tmp_path):
     with pytest.raises(ValueError, match="cannot hold one trial"):
         studies.run(_study("t_cpus"), scale=TINY, storage=tmp_path, out=tmp_path / "out",
                     cpus=1, cpus_per_trial=2)
+
+
+def test_unfinished_exported_reads_the_experiment_state(tmp_path):
+    from dlib.studies.runner import unfinished_exported
+    from dlib.studies.trainable import trial_key
+
+    point = {"dataset": "dsprites", "method": "beta_vae", "setting": {"beta": 4.0}}
+    trials = [[json.dumps({"status": status, "config": {"job": {"point": point, "seeds": [s]}}}),
+               "{}"] for status, s in (("TERMINATED", 0), ("PENDING", 1), ("RUNNING", 2))]
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": trials}))
+    keys = [trial_key(point, s) for s in range(3)]
+    assert unfinished_exported(tmp_path, set(keys)) == sorted(keys[1:])
+    assert unfinished_exported(tmp_path, {keys[0]}) == []  # finished there: nothing retrains
+    assert unfinished_exported(tmp_path / "nothing", set(keys)) == []
+    (tmp_path / "experiment_state-2026-02-01_00-00-00.json").write_text("{}")  # unreadable
+    assert unfinished_exported(tmp_path, set(keys)) == []

@@ -177,13 +177,19 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     done = exported_keys(study, sc, steps, out) if skip_exported else set()
     jobs = trial_jobs(study, seeds_per_trial, methods, done, datasets,
                       [parse_setting(f) for f in first or []])
-    if not jobs and not tune_can_restore(path):
-        info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
-                  datasets=datasets, out=out)
-        return {**info, "exported_models": len(done), "note": "every model is exported already"}
-    prov = _results.Provenance(command_line)
     if cpus is not None and cpus < cpus_per_trial:
         raise ValueError(f"cpus={cpus} cannot hold one trial of {cpus_per_trial} CPUs")
+    prov = _results.Provenance(command_line)
+    stale = unfinished_exported(path, done) if "://" not in path else []
+    if stale:  # an earlier session's experiment would train these again: start a new one
+        aside = f"{path}.superseded-{prov.started_utc.replace(':', '')}"
+        os.rename(path, aside)
+        print(f"{len(stale)} unfinished trials of {path} are exported already (e.g. "
+              f"{stale[0]}); that experiment is kept at {aside} and a new one starts")
+    if not jobs and not tune_can_restore(path):
+        info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
+                      datasets=datasets, out=out)
+        return {**info, "exported_models": len(done), "note": "every model is exported already"}
     _init_ray(address, cpus)
     from dlib.studies.session import SESSION, SessionLimit, TrialBar
 
@@ -272,6 +278,23 @@ def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None
     ahead = sorted((j for j in jobs if rank(j["point"]) is not None),
                    key=lambda j: (seed_groups.index(j["seeds"]), rank(j["point"])))
     return ahead + [j for j in jobs if rank(j["point"]) is None]
+
+
+def unfinished_exported(path: str | os.PathLike, done: set[str] | frozenset[str]) -> list[str]:
+    """The models that Ray's experiment at ``path`` has not finished although they are in
+    ``done`` (exported by another experiment since): restoring it would train them again.
+    Read from the experiment's newest state file (Ray Tune 2.x's ``experiment_state-*.json``);
+    an experiment without a readable one gives none."""
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    if not done or not states:
+        return []
+    try:
+        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
+        jobs = [(t["status"], t["config"]["job"]) for t in trials]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return []
+    return sorted(trial_key(job["point"], s) for status, job in jobs if status != "TERMINATED"
+                  for s in job["seeds"] if trial_key(job["point"], s) in done)
 
 
 def tune_can_restore(path: str) -> bool:
