@@ -382,8 +382,7 @@ def recipe_card(scale: str = "cpu", method: str = "beta_vae",
     card["threads"] = sorted({d["scale"]["threads"] for d in runs})
 
     def stat(values: list[float]) -> list[float]:
-        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-        return [round(float(np.mean(values)), 3), round(sd, 3)]
+        return [round(v, 3) for v in _mean_sd(values)]
 
     for key in ("factor_vae", "mig", "dci", "beta_vae", "recon", "active_dims"):
         card[key] = stat([d["scores"][key] for d in runs])
@@ -455,7 +454,14 @@ def mean_sd(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
         values = [d["phases"]["train"].get("cpu_seconds", np.nan) for d in runs]
     else:
         values = [d["scores"][key] for d in runs]
-    finite = np.asarray(values, float)[~np.isnan(values)]
+    return _mean_sd(values)
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd (n − 1) of the recorded (non-NaN) values; NaN where there are none
+    (both) or one (the sd)."""
+    finite = np.asarray(values, float)
+    finite = finite[~np.isnan(finite)]
     if finite.size == 0:
         return float("nan"), float("nan")
     sd = float(finite.std(ddof=1)) if finite.size > 1 else float("nan")

@@ -275,9 +275,10 @@ def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None
     missing = [f"{m}:{s}" for i, (m, s) in enumerate(first) if i not in matched]
     if missing:
         raise ValueError(f"no point of study {study.name!r} matches {missing}")
-    ahead = sorted((j for j in jobs if rank(j["point"]) is not None),
-                   key=lambda j: (seed_groups.index(j["seeds"]), rank(j["point"])))
-    return ahead + [j for j in jobs if rank(j["point"]) is None]
+    ranked = [(rank(j["point"]), j) for j in jobs]
+    ahead = sorted(((r, j) for r, j in ranked if r is not None),
+                   key=lambda rj: (seed_groups.index(rj[1]["seeds"]), rj[0]))
+    return [j for _, j in ahead] + [j for r, j in ranked if r is None]
 
 
 def unfinished_exported(path: str | os.PathLike, done: set[str] | frozenset[str]) -> list[str]:
@@ -293,8 +294,9 @@ def unfinished_exported(path: str | os.PathLike, done: set[str] | frozenset[str]
         jobs = [(t["status"], t["config"]["job"]) for t in trials]
     except (KeyError, TypeError, ValueError, IndexError):
         return []
-    return sorted(trial_key(job["point"], s) for status, job in jobs if status != "TERMINATED"
-                  for s in job["seeds"] if trial_key(job["point"], s) in done)
+    unfinished = (trial_key(job["point"], s) for status, job in jobs
+                  if status != "TERMINATED" for s in job["seeds"])
+    return sorted(key for key in unfinished if key in done)
 
 
 def tune_can_restore(path: str) -> bool:
