@@ -37,7 +37,8 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "shown_scale",
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
-           "study_models", "moves_in_one_latent", "STUDY", "spread_rows"]
+           "study_models", "moves_in_one_latent", "STUDY", "spread_rows", "factor_kl_rows",
+           "plot_factor_kl", "plot_sweep"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -544,15 +545,17 @@ HEADLINE_SETTINGS: tuple[tuple[str, dict[str, float]], ...] = (
     ("beta_vae", {"beta": 4.0}), ("factor_vae", {"gamma": 40.0}), ("beta_tc_vae", {"beta": 6.0}))
 
 
-def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None
+def method_rows(scale: str = "cpu", root: str | os.PathLike | None = None,
+                settings: tuple[tuple[str, dict[str, float]], ...] = HEADLINE_SETTINGS
                 ) -> list[dict[str, Any]]:
-    """Each method of :data:`HEADLINE_SETTINGS` at ``scale``'s settings: seeds and (mean, sd)
-    of each score (methods without a model at that scale are left out)."""
+    """Each ``(method, setting)`` of ``settings`` (default :data:`HEADLINE_SETTINGS`) at
+    ``scale``'s settings: seeds and (mean, sd) of each score (settings without a model at that
+    scale are left out)."""
     from dlib.methods import registry
 
     runs = models(scale, root)
     rows = []
-    for method, setting in HEADLINE_SETTINGS:
+    for method, setting in settings:
         g = select(runs, method, setting)
         if g:
             label = f"{registry.get(method).label} ({_setting_label(setting)})"
@@ -571,7 +574,7 @@ def shown_scale(min_seeds: int = 2, root: str | os.PathLike | None = None,
     return scales[0] if enough else scales[1]
 
 
-_SYMBOLS = {"beta": "β", "gamma": "γ"}
+_SYMBOLS = {"beta": "β", "gamma": "γ", "c_max": "C_max", "lambda_od": "λ_od"}
 
 
 def _setting_label(setting: dict[str, float]) -> str:
@@ -636,10 +639,12 @@ def seed_traversal(method: str, setting: dict[str, float], which: str = "best",
 
 
 def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
-                 root: str | os.PathLike | None = None) -> Any:
-    """One point per model of each method of :data:`HEADLINE_SETTINGS` at ``scale``: ``score``
-    against the reconstruction error (lower is better), as in the FactorVAE paper's Fig. 5,
-    with the β-VAE's other β values in grey (labelled by β) as the trade-off to beat."""
+                 root: str | os.PathLike | None = None,
+                 settings: tuple[tuple[str, dict[str, float]], ...] = HEADLINE_SETTINGS) -> Any:
+    """One point per model of each ``(method, setting)`` of ``settings`` (default
+    :data:`HEADLINE_SETTINGS`) at ``scale``: ``score`` against the reconstruction error (lower
+    is better), as in the FactorVAE paper's Fig. 5, with the β-VAE's other β values in grey
+    (labelled by β) as the trade-off to beat."""
     import matplotlib.pyplot as plt
 
     from dlib.methods import registry
@@ -657,12 +662,108 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
         for d in sweep:
             ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
                         fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
-    for i, (method, setting) in enumerate(HEADLINE_SETTINGS):
+    for i, (method, setting) in enumerate(settings):
         pts = select(runs, method, setting)
         if pts:
             ax.scatter([d["scores"]["recon"] for d in pts], [d["scores"][score] for d in pts],
                        color=PALETTE[i % len(PALETTE)], s=30,
                        label=f"{registry.get(method).label} ({_setting_label(setting)})")
+    ax.set(xlabel=f"reconstruction NLL (nats per {sc.image_size}×{sc.image_size} image)",
+           ylabel={"factor_vae": "FactorVAE score", "mig": "MIG"}.get(score, score),
+           title=f"one point per model ({sc.name} scale)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def factor_kl_rows(method: str = "annealed_vae", option: str = "c_max", scale: str = "cpu",
+                   root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Where the KL of ``method``'s models at ``scale`` goes, per value of ``option``: each
+    active latent's KL credited to the factor it explains best
+    (:func:`dlib.studies.analysis.factor_kl`), mean over seeds, plus the total's (mean, sd).
+    For AnnealedVAE this is the per-factor KL against the capacity :math:`C_{\\max}`."""
+    from dlib.studies.analysis import factor_kl
+
+    groups: dict[float, list[dict[str, Any]]] = {}
+    for d in select(models(scale, root), method):
+        if set(d["setting"]) == {option} and "factor_latent_r2" in d:
+            groups.setdefault(d["setting"][option], []).append(d)
+    rows = []
+    for value, runs in sorted(groups.items()):
+        per = [factor_kl(d["kl_dims"], d["factor_latent_r2"], d["factor_names"]) for d in runs]
+        rows.append({option: value, "seeds": sorted(d["seed"] for d in runs),
+                     "total": _mean_sd([float(np.sum(d["kl_dims"])) for d in runs]),
+                     **{k: float(np.mean([p[k] for p in per])) for k in per[0]}})
+    return rows
+
+
+def plot_factor_kl(method: str = "annealed_vae", option: str = "c_max", scale: str = "cpu",
+                   ax: Any = None, root: str | os.PathLike | None = None,
+                   target: bool = True) -> Any:
+    """Stacked bars of :func:`factor_kl_rows`: the KL each factor holds (mean over seeds) per
+    value of ``option``; with ``target`` a black tick marks the value itself (AnnealedVAE's
+    capacity, in nats), which the bars should reach when the model spends its budget."""
+    import matplotlib.pyplot as plt
+
+    from dlib.plots import PALETTE
+    from dlib.scales import get
+
+    rows = factor_kl_rows(method, option, scale, root)
+    if ax is None:
+        ax = plt.subplots(figsize=(6, 3.4))[1]
+    if not rows:
+        ax.set_title(f"no {method} model at the {scale} scale")
+        return ax
+    names = [k for k in rows[0] if k not in (option, "seeds", "total")]
+    x = np.arange(len(rows))
+    bottom = np.zeros(len(rows))
+    for i, name in enumerate(names):
+        h = np.array([r[name] for r in rows])
+        ax.bar(x, h, bottom=bottom, width=0.6, label=name,
+               color="0.8" if name == "none" else PALETTE[i % len(PALETTE)])
+        bottom += h
+    if target:
+        ax.scatter(x, [r[option] for r in rows], marker="_", s=400, color="k", zorder=3,
+                   label=f"{_SYMBOLS.get(option, option)} (target)")
+    ax.set_xticks(x, [f"{r[option]:g}\n({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})"
+                      for r in rows])
+    ax.set(xlabel=_SYMBOLS.get(option, option), ylabel="KL (nats)",
+           title=f"KL per factor ({get(scale).name} scale)")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_sweep(method: str, option: str, score: str = "factor_vae", ax: Any = None,
+               scale: str = "cpu", root: str | os.PathLike | None = None) -> Any:
+    """One point per model of ``method`` at ``scale``, coloured by the value of ``option`` and
+    labelled with it: ``score`` against the reconstruction error, the β-VAE's models of the
+    same scale in grey (labelled by β) as the trade-off to compare with."""
+    import matplotlib.pyplot as plt
+
+    from dlib.methods import registry
+    from dlib.scales import get
+
+    sc = get(scale)
+    if ax is None:
+        ax = plt.subplots(figsize=(6, 3.6))[1]
+    runs = models(scale, root)
+    ref = select(runs, "beta_vae", None)
+    if ref and method != "beta_vae":
+        ax.scatter([d["scores"]["recon"] for d in ref], [d["scores"][score] for d in ref],
+                   color="0.75", s=18, label="β-VAE (labelled by β)")
+        for d in ref:
+            ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
+                        fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
+    pts = [d for d in select(runs, method, None) if set(d["setting"]) == {option}]
+    grid = list(registry.get(method).grid) or sorted({d["setting"][option] for d in pts})
+    cmap = plt.get_cmap("viridis")
+    for d in pts:
+        v = d["setting"][option]
+        c = cmap(grid.index(v) / max(1, len(grid) - 1)) if v in grid else "k"
+        ax.scatter(d["scores"]["recon"], d["scores"][score], color=c, s=30)
+        ax.annotate(f"{v:g}", (d["scores"]["recon"], d["scores"][score]), fontsize=7,
+                    xytext=(3, -8), textcoords="offset points")
+    ax.scatter([], [], color=cmap(0.5), s=30,
+               label=f"{registry.get(method).label} (labelled by {_SYMBOLS.get(option, option)})")
     ax.set(xlabel=f"reconstruction NLL (nats per {sc.image_size}×{sc.image_size} image)",
            ylabel={"factor_vae": "FactorVAE score", "mig": "MIG"}.get(score, score),
            title=f"one point per model ({sc.name} scale)")

@@ -426,3 +426,47 @@ def test_cpu_variants_measure_each_variant():
     assert rows[0]["it_per_s"] > 0 and rows[1]["it_per_s"] > 0
     assert "unknown CPU variant" in rows[2]["error"]
     assert all(len(r["load"]) == 2 for r in rows)
+
+
+def test_factor_kl_rows_credit_each_latent_to_its_factor(tmp_path):
+    """Per-factor KL against AnnealedVAE's capacity, by hand: each active latent's KL goes to the
+    factor of its best R² (or to "none"); settings and the method's other values are grouped."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dlib.cpu_scale import factor_kl_rows, method_rows, plot_factor_kl, plot_sweep
+    from dlib.scales import get
+
+    cpu = get("cpu")
+    folder = tmp_path / "cpu_scale"
+    folder.mkdir()
+    names = ["shape", "scale", "orientation", "posX", "posY"]
+    r2 = np.zeros((5, 10))
+    r2[3, 0], r2[4, 1], r2[1, 2] = 0.9, 0.8, 0.5  # posX, posY, scale; latent 3 explains nothing
+    for c_max, seed, kl in ((25.0, 0, [10, 8, 4, 2]), (25.0, 1, [12, 8, 2, 1]), (5.0, 0, [3, 2])):
+        kl_dims = kl + [0.001] * (10 - len(kl))
+        d = {"method": "annealed_vae", "setting": {"c_max": c_max}, "seed": seed,
+             "scores": {"factor_vae": 0.5 + seed / 10, "mig": 0.2, "dci": 0.3,
+                        "recon": 30.0 - c_max / 5, "kl": float(sum(kl_dims)),
+                        "active_dims": len(kl)},
+             "scale": {"image_size": cpu.image_size, "width": cpu.width, "steps": cpu.steps,
+                       "batch_size": cpu.batch_size, "learning_rate": cpu.learning_rate},
+             "phases": {"train": {"seconds": 1.0}}, "kl_dims": kl_dims,
+             "factor_latent_r2": r2.tolist(), "factor_names": names}
+        (folder / f"a{c_max:g}_s{seed}.json").write_text(json.dumps(d))
+    low, high = factor_kl_rows(root=tmp_path)
+    assert (low["c_max"], low["seeds"], high["seeds"]) == (5.0, [0], [0, 1])
+    assert (low["posX"], low["posY"], low["scale"], low["none"]) == (3.0, 2.0, 0.0, 0.0)
+    assert (high["posX"], high["posY"], high["scale"], high["none"]) == (11.0, 8.0, 3.0, 1.5)
+    assert high["total"][0] == pytest.approx(23.5 + 0.006)  # inactive latents count in the total
+    assert high["shape"] == high["orientation"] == 0.0
+    (row,) = method_rows(root=tmp_path, settings=(("annealed_vae", {"c_max": 25.0}),
+                                                  ("dip_vae_i", {"lambda_od": 10.0})))
+    assert row["label"] == "AnnealedVAE (C_max = 25)" and row["seeds"] == [0, 1]
+    assert factor_kl_rows("dip_vae_i", "lambda_od", root=tmp_path) == []
+    ax = plot_factor_kl(root=tmp_path)
+    assert len(ax.patches) == 2 * 6  # two capacities × (five factors + "none")
+    ax = plot_sweep("annealed_vae", "c_max", root=tmp_path)
+    assert len(ax.collections) == 3 + 1  # three models + the legend's handle
