@@ -38,7 +38,7 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
            "study_models", "moves_in_one_latent", "STUDY", "spread_rows", "factor_kl_rows",
-           "plot_factor_kl", "plot_sweep"]
+           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -179,6 +179,72 @@ def train_and_score(
                      extra={"scale": payload["scale"], "setting": setting, "seed": int(seed)})
     trav_u8 = (trav.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return payload, {"traversal": trav_u8}
+
+
+# ---- AnnealedVAE's γ at the CPU scale ------------------------------------------------------------
+#: the γ values and seeds of the check behind the CPU scale's AnnealedVAE γ (``dlib.scales``)
+GAMMA_CHECK: tuple[tuple[float, int], ...] = ((1000.0, 0), (500.0, 0), (250.0, 0), (1000.0, 1),
+                                              (250.0, 1))
+
+
+def annealed_gamma_trace(gamma: float, seed: int = 0, *, steps: int = 3_000,
+                         eval_every: int = 250, scale: str = "cpu", c_max: float = 25.0,
+                         num_eval: int = 2_000) -> dict[str, Any]:
+    """The first ``steps`` of an AnnealedVAE (``c_max``, ramp of the scale's run) at
+    ``scale``'s sizes with weight ``gamma``: every ``eval_every`` steps the reconstruction
+    error, KL and capacity of the last logged batch and the *spread of the code*, the largest
+    standard deviation over ``num_eval`` fixed images of a latent's posterior mean. A spread
+    that shrinks towards 0 while the KL follows C(t) is the collapse: the KL is then paid
+    with the variances, and the code carries nothing about the image."""
+    from dlib.data import load
+    from dlib.methods import build, registry
+    from dlib.scales import get
+    from dlib.train import fit_in_stages
+
+    sc = get(scale)
+    data = load("dsprites", image_size=sc.image_size)
+    dd = data.to_device("cpu")
+    options = {**registry.run_options("annealed_vae", steps=sc.steps), "c_max": float(c_max),
+               "gamma": float(gamma), "width": sc.width, "lr": sc.learning_rate,
+               "seed": int(seed)}
+    model = build("annealed_vae", data.image_shape, **options)
+    obs = data.sample_observations(num_eval, np.random.RandomState(1))
+    x = torch.as_tensor(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float()
+    out: dict[str, Any] = {"gamma": float(gamma), "seed": int(seed), "options": options,
+                           "step": [], "recon": [], "kl": [], "capacity": [], "spread": []}
+    def measure(step: int) -> None:
+        with torch.no_grad():
+            out["spread"].append(float(model.encode(x)[0].std(0).max()))
+        model.train()
+        out["step"].append(step)
+
+    h = fit_in_stages(model, dd, list(range(eval_every, steps + 1, eval_every)), measure,
+                      batch_size=sc.batch_size, seed=seed, log_every=eval_every,
+                      show_progress=False)
+    for key in ("recon", "kl", "capacity"):  # the logged batch means at the same steps
+        logged = dict(zip(h.steps, h[key].tolist(), strict=True))
+        out[key] = [float(logged[s]) for s in out["step"]]
+    return out
+
+
+def _gamma_check(a: argparse.Namespace) -> int:
+    from dlib import results
+
+    torch.set_num_threads(int(a.threads))
+    prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
+    runs = []
+    for gamma, seed in GAMMA_CHECK:
+        t0 = time.perf_counter()
+        runs.append(annealed_gamma_trace(gamma, seed, steps=a.steps))
+        r = runs[-1]
+        print(f"γ = {gamma:g}, seed {seed}: recon {r['recon'][-1]:.1f}, KL {r['kl'][-1]:.2f} "
+              f"(C {r['capacity'][-1]:.2f}), spread {r['spread'][-1]:.3f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    payload = {"scale": "cpu", "steps": a.steps, "runs": runs}
+    path = results.save(f"{RESULT_FOLDER}/annealed_gamma", payload,
+                        prov.finish(threads=a.threads))
+    print(path)
+    return 0
 
 
 # ---- the ablation -----------------------------------------------------------------------------
@@ -873,6 +939,9 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("ablation", help="run the ablation grid (β-VAE β = 4), resumable")
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--image-size", type=int, default=32)
+    g = sub.add_parser("gamma", help="AnnealedVAE's first steps at several γ (GAMMA_CHECK)")
+    g.add_argument("--steps", type=int, default=3_000)
+    g.add_argument("--threads", type=int, default=1)
     sub.add_parser("summary", help="print what has been run")
     sub.add_parser("card", help="print the cpu scale's recipe card from the recorded probes")
     r = sub.add_parser("score", help="time the suite on a compact checkpoint")
@@ -887,6 +956,8 @@ def main(argv: list[str] | None = None) -> int:
         return _ablation(a)
     if a.cmd == "score":
         return _score_checkpoint(a)
+    if a.cmd == "gamma":
+        return _gamma_check(a)
     if a.cmd == "card":
         print(json.dumps(recipe_card(), indent=1))
         return 0

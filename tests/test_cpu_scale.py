@@ -470,3 +470,16 @@ def test_factor_kl_rows_credit_each_latent_to_its_factor(tmp_path):
     assert len(ax.patches) == 2 * 6  # two capacities × (five factors + "none")
     ax = plot_sweep("annealed_vae", "c_max", root=tmp_path)
     assert len(ax.collections) == 3 + 1  # three models + the legend's handle
+
+
+def test_annealed_gamma_trace_follows_one_continuous_run():
+    """The γ check logs each stage's batch means and the code's spread at the same steps, and
+    builds the model with the CPU scale's sizes and the asked γ (not the scale's own)."""
+    from dlib.cpu_scale import annealed_gamma_trace
+
+    r = annealed_gamma_trace(1000.0, 0, steps=40, eval_every=20, num_eval=64)
+    assert r["step"] == [20, 40] and len(r["recon"]) == len(r["spread"]) == 2
+    assert r["options"]["gamma"] == 1000.0 and r["options"]["width"] == 0.5
+    assert r["options"]["iteration_threshold"] == 13_333  # the 40k-step run's ramp
+    assert r["capacity"][1] == pytest.approx(25.0 * 29.5 / 13_333)  # mean over steps 20–39
+    assert all(np.isfinite(r["spread"])) and min(r["spread"]) > 0

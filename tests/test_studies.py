@@ -401,6 +401,28 @@ def test_a_narrower_scale_narrows_factorvaes_discriminator_too():
     assert "d_hidden" not in full  # the paper's 1000 units at full scale
 
 
+def test_the_cpu_scales_change_annealed_vaes_gamma_and_a_setting_still_wins():
+    import dataclasses
+
+    from dlib.scales import SCALES
+    from dlib.studies.trainable import build_methods
+
+    point = {"dataset": "dsprites", "method": "annealed_vae", "setting": {"c_max": 25.0}}
+    for name in ("cpu", "cpu_short"):
+        methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES[name])
+        assert options["gamma"] == 250.0 and methods[0].config.gamma == 250.0
+        assert methods[0].config.c_max == 25.0 and options["iteration_threshold"] == 33
+    _, full = build_methods(point, [0], 100, 64, (1, 64, 64), 1000, SCALES["full"])
+    assert "gamma" not in full  # the study's 1000 at full scale
+    with_gamma = {**point, "setting": {"c_max": 25.0, "gamma": 1000.0}}
+    _, opts = build_methods(with_gamma, [0], 100, 64, (1, 32, 32), 1000, SCALES["cpu"])
+    assert opts["gamma"] == 1000.0
+    # a trial's config carries the scale as a dict: the method options survive the round trip
+    cpu = SCALES["cpu"]
+    assert type(cpu)(**dataclasses.asdict(cpu)).options_of("annealed_vae") == {"gamma": 250.0}
+    assert cpu.options_of("beta_vae") == {}
+
+
 def test_trials_run_method_by_method_and_seed_by_seed_over_the_grid():
     from dlib.studies.runner import trial_jobs
     from dlib.studies.trainable import trial_key

@@ -101,7 +101,7 @@ def build_methods(point: dict[str, Any], seeds: list[int], steps: int, batch_siz
     name = point["method"]
     options = {**registry.run_options(name, steps=steps, dataset=point["dataset"].split(":")[0],
                                       dataset_size=dataset_size, batch_size=batch_size),
-               **point["setting"]}
+               **scale.options_of(name), **point["setting"]}
     fields = {f for f in registry.get(name).config_class().__dataclass_fields__}
     if scale.width != 1.0:
         if "width" not in fields:
