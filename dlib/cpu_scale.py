@@ -38,7 +38,7 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
            "study_models", "moves_in_one_latent", "STUDY", "spread_rows", "factor_kl_rows",
-           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK"]
+           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK", "COLLAPSED_SPREAD"]
 
 RESULT_FOLDER = "cpu_scale"
 
@@ -183,8 +183,11 @@ def train_and_score(
 
 # ---- AnnealedVAE's γ at the CPU scale ------------------------------------------------------------
 #: the γ values and seeds of the check behind the CPU scale's AnnealedVAE γ (``dlib.scales``)
-GAMMA_CHECK: tuple[tuple[float, int], ...] = ((1000.0, 0), (500.0, 0), (250.0, 0), (1000.0, 1),
-                                              (250.0, 1))
+GAMMA_CHECK: tuple[tuple[float, int], ...] = tuple(
+    (gamma, seed) for gamma, seeds in ((1000.0, 4), (500.0, 2), (250.0, 4))
+    for seed in range(seeds))
+#: a code whose spread (:func:`annealed_gamma_trace`) ends below this has collapsed
+COLLAPSED_SPREAD = 0.05
 
 
 def annealed_gamma_trace(gamma: float, seed: int = 0, *, steps: int = 3_000,
@@ -240,7 +243,8 @@ def _gamma_check(a: argparse.Namespace) -> int:
         print(f"γ = {gamma:g}, seed {seed}: recon {r['recon'][-1]:.1f}, KL {r['kl'][-1]:.2f} "
               f"(C {r['capacity'][-1]:.2f}), spread {r['spread'][-1]:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    payload = {"scale": "cpu", "steps": a.steps, "runs": runs}
+    payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
+               "runs": runs}
     path = results.save(f"{RESULT_FOLDER}/annealed_gamma", payload,
                         prov.finish(threads=a.threads))
     print(path)
@@ -940,7 +944,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--image-size", type=int, default=32)
     g = sub.add_parser("gamma", help="AnnealedVAE's first steps at several γ (GAMMA_CHECK)")
-    g.add_argument("--steps", type=int, default=3_000)
+    g.add_argument("--steps", type=int, default=2_000)
     g.add_argument("--threads", type=int, default=1)
     sub.add_parser("summary", help="print what has been run")
     sub.add_parser("card", help="print the cpu scale's recipe card from the recorded probes")
