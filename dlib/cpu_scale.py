@@ -38,7 +38,8 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
            "study_models", "moves_in_one_latent", "STUDY", "spread_rows", "factor_kl_rows",
-           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK", "COLLAPSED_SPREAD"]
+           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK",
+           "COLLAPSED_SPREAD"]
 
 RESULT_FOLDER = "cpu_scale"
 
