@@ -160,7 +160,9 @@ _studies: list[Study] = [
                    "irs", "unsupervised", "downstream_task", "downstream_task_gbt")),
     # ---- Part V ----------------------------------------------------------------------------------
     Study("oat", "OAT (K = 10, d = 10) on dSprites, the paper's batch 128, 100k iterations at "
-          "full scale", (Arm("oat"),), seeds=(0, 1, 2, 3, 4),
+          "full scale; beside the default switching rule, one where a dimension must hold "
+          "PEEL_HOLD (0.5) nats before the next is switched on",
+          (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2, 3, 4),
           metrics=("factor_vae", "mig", "dci", "beta_vae"),
           evaluators=("encoded_metrics", "oat_state", "traversal"), step_fraction=1 / 3,
           batch_size=128),
