@@ -475,3 +475,20 @@ def test_first_settings_start_before_the_rest_seed_by_seed():
         parse_setting("factor_vae:gamma")
     with pytest.raises(ValueError, match="not a number"):
         parse_setting("factor_vae:gamma=big")
+
+
+def test_export_leaves_out_models_trained_before_the_scale_changed_their_options():
+    from dlib.scales import SCALES
+    from dlib.studies.runner import _current
+
+    def rec(key, method, setting, options):
+        return {"key": key, "method": method, "setting": setting, "options": options}, None
+
+    records = [rec("old", "annealed_vae", {"c_max": 25.0}, {"c_max": 25.0, "lr": 1e-3}),
+               rec("new", "annealed_vae", {"c_max": 25.0}, {"c_max": 25.0, "gamma": 250.0}),
+               rec("own", "annealed_vae", {"gamma": 1000.0}, {"gamma": 1000.0}),  # its setting
+               rec("other", "beta_vae", {"beta": 4.0}, {"beta": 4.0})]
+    keep, stale = _current(records, SCALES["cpu"])
+    assert [r["key"] for r, _ in keep] == ["new", "own", "other"] and stale == ["old"]
+    keep, stale = _current(records, SCALES["full"])  # the full scale changes nothing
+    assert len(keep) == 4 and stale == []

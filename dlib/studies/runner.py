@@ -376,6 +376,23 @@ def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
             "remaining_models": study.planned() - len(finished | done)}
 
 
+def _current(records: list[tuple[dict[str, Any], Any]], sc: Scale
+             ) -> tuple[list[tuple[dict[str, Any], Any]], list[str]]:
+    """The records trained with the options ``sc`` now sets for their method
+    (:attr:`Scale.method_options`; a setting of the grid wins over them, as in training), and
+    the keys of the others: models made before the scale changed a method's options."""
+    keep, stale = [], []
+    for record, arrays in records:
+        want = {k: v for k, v in sc.options_of(record["method"]).items()
+                if k not in record.get("setting", {})}
+        have = record.get("options", {})
+        if all(k in have and have[k] == v for k, v in want.items()):
+            keep.append((record, arrays))
+        else:
+            stale.append(record["key"])
+    return keep, stale
+
+
 def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | None = None,
            seeds: list[int] | None = None, storage: str | os.PathLike | None = None,
            out: str | os.PathLike | None = None, command_line: str | None = None,
@@ -394,6 +411,10 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
         raise FileNotFoundError(f"no experiment at {path}; run it first: "
                                 f"{command(study.name, scale=sc.name)}")
     records, counts = _records(path)
+    records, stale = _current(records, sc)
+    for key in stale:
+        print(f"not exported: {key} was trained with options the {sc.name} scale no longer "
+              f"uses ({sc.method_options})")
     folder, previous = _exported_index(study, sc, steps, out)
     root = folder.parent
     kept = exported_keys(study, sc, steps, out)
