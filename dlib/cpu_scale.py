@@ -579,12 +579,18 @@ def sweep_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu
                root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """The models of ``method`` at ``scale`` (:func:`models`), grouped by the value of
     ``option`` (e.g. β): per value the seeds and (mean, sd) of each score."""
-    runs = select(models(scale, root), method)
+    return [{option: v, **_stats(g)} for v, g in _by_value(method, option, scale, root)]
+
+
+def _by_value(method: str, option: str, scale: str, root: str | os.PathLike | None,
+              need: str | None = None) -> list[tuple[float, list[dict[str, Any]]]]:
+    """The models of ``method`` at ``scale`` whose setting is ``option`` alone (and that carry
+    ``need``, if given), grouped by its value in increasing order."""
     groups: dict[float, list[dict[str, Any]]] = {}
-    for d in runs:
-        if set(d["setting"]) == {option}:
+    for d in select(models(scale, root), method):
+        if set(d["setting"]) == {option} and (need is None or need in d):
             groups.setdefault(d["setting"][option], []).append(d)
-    return [{option: v, **_stats(g)} for v, g in sorted(groups.items())]
+    return sorted(groups.items())
 
 
 def spread_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu",
@@ -594,12 +600,8 @@ def spread_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cp
     in the factor × latent map — per value of ``option``, mean over the seeds of ``method`` at
     ``scale``. One latent per factor is the disentangled ideal; 0 means the factor is not
     encoded; 2 or more, that it is spread."""
-    groups: dict[float, list[dict[str, Any]]] = {}
-    for d in select(models(scale, root), method):
-        if set(d["setting"]) == {option} and "factor_latent_r2" in d:
-            groups.setdefault(d["setting"][option], []).append(d)
     rows = []
-    for value, runs in sorted(groups.items()):
+    for value, runs in _by_value(method, option, scale, root, "factor_latent_r2"):
         names = runs[0]["factor_names"]
         counts = []
         for d in runs:
@@ -709,6 +711,18 @@ def seed_traversal(method: str, setting: dict[str, float], which: str = "best",
     return res.arrays["traversal"][:active], d
 
 
+def _beta_reference(ax: Any, runs: list[dict[str, Any]], score: str, label: str) -> None:
+    """β-VAE models in grey, each labelled by its β: the trade-off another method is read
+    against (nothing drawn for no models)."""
+    if not runs:
+        return
+    ax.scatter([d["scores"]["recon"] for d in runs], [d["scores"][score] for d in runs],
+               color="0.75", s=18, label=label)
+    for d in runs:
+        ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
+                    fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
+
+
 def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
                  root: str | os.PathLike | None = None,
                  settings: tuple[tuple[str, dict[str, float]], ...] = HEADLINE_SETTINGS) -> Any:
@@ -726,13 +740,9 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
     if ax is None:
         ax = plt.subplots(figsize=(6, 3.6))[1]
     runs = models(scale, root)
-    sweep = [d for d in select(runs, "beta_vae", None) if d["setting"] != {"beta": 4.0}]
-    if sweep:  # the rest of the β grid: the β-VAE's trade-off, for reference
-        ax.scatter([d["scores"]["recon"] for d in sweep], [d["scores"][score] for d in sweep],
-                   color="0.75", s=18, label="β-VAE, other β of the grid")
-        for d in sweep:
-            ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
-                        fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
+    # the rest of the β grid: the β-VAE's trade-off, for reference
+    _beta_reference(ax, [d for d in select(runs, "beta_vae", None)
+                         if d["setting"] != {"beta": 4.0}], score, "β-VAE, other β of the grid")
     for i, (method, setting) in enumerate(settings):
         pts = select(runs, method, setting)
         if pts:
@@ -754,12 +764,8 @@ def factor_kl_rows(method: str = "annealed_vae", option: str = "c_max", scale: s
     For AnnealedVAE this is the per-factor KL against the capacity :math:`C_{\\max}`."""
     from dlib.studies.analysis import factor_kl
 
-    groups: dict[float, list[dict[str, Any]]] = {}
-    for d in select(models(scale, root), method):
-        if set(d["setting"]) == {option} and "factor_latent_r2" in d:
-            groups.setdefault(d["setting"][option], []).append(d)
     rows = []
-    for value, runs in sorted(groups.items()):
+    for value, runs in _by_value(method, option, scale, root, "factor_latent_r2"):
         per = [factor_kl(d["kl_dims"], d["factor_latent_r2"], d["factor_names"]) for d in runs]
         rows.append({option: value, "seeds": sorted(d["seed"] for d in runs),
                      "total": _mean_sd([float(np.sum(d["kl_dims"])) for d in runs]),
@@ -817,13 +823,8 @@ def plot_sweep(method: str, option: str, score: str = "factor_vae", ax: Any = No
     if ax is None:
         ax = plt.subplots(figsize=(6, 3.6))[1]
     runs = models(scale, root)
-    ref = select(runs, "beta_vae", None)
-    if ref and method != "beta_vae":
-        ax.scatter([d["scores"]["recon"] for d in ref], [d["scores"][score] for d in ref],
-                   color="0.75", s=18, label="β-VAE (labelled by β)")
-        for d in ref:
-            ax.annotate(f"{d['setting']['beta']:g}", (d["scores"]["recon"], d["scores"][score]),
-                        fontsize=6, color="0.5", xytext=(2, 2), textcoords="offset points")
+    if method != "beta_vae":
+        _beta_reference(ax, select(runs, "beta_vae", None), score, "β-VAE (labelled by β)")
     pts = [d for d in select(runs, method, None) if set(d["setting"]) == {option}]
     grid = list(registry.get(method).grid) or sorted({d["setting"][option] for d in pts})
     cmap = plt.get_cmap("viridis")
