@@ -492,3 +492,39 @@ def test_export_leaves_out_models_trained_before_the_scale_changed_their_options
     assert [r["key"] for r, _ in keep] == ["new", "own", "other"] and stale == ["old"]
     keep, stale = _current(records, SCALES["full"])  # the full scale changes nothing
     assert len(keep) == 4 and stale == []
+
+
+def test_the_cpu_scales_score_the_translation_metric_on_fewer_codes(monkeypatch):
+    """The translation evaluator passes the scale's sizes (128 codes, one pair at the CPU
+    scales) over its own defaults (512 codes, two pairs, kept at full scale)."""
+    import dlib.metrics
+    from dlib.scales import SCALES
+    from dlib.studies.evaluators import Context, translation
+
+    seen = []
+
+    def fake_compute(name, data, represent, random_state, **options):
+        seen.append((name, options))
+        return {"translation_loss": 1.0, "num_dead_features": 0}
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def represent(self, x):
+            return x.flatten(1)[:, :2]
+
+        def decode_images(self, z):
+            return z
+
+    monkeypatch.setattr(dlib.metrics, "compute", fake_compute)
+    study = studies.get("intervention")
+    for name, want in (("cpu", (128, 128, 1)), ("cpu_short", (128, 128, 1)),
+                       ("full", (512, 512, 2))):
+        ctx = Context(Stub(), 0, 10, study, SCALES[name], None, None, "dsprites")
+        out = translation(ctx)
+        assert out["scores"]["translation_loss"] == 1.0
+        options = seen[-1][1]
+        assert seen[-1][0] == "translation"
+        assert (options["num_train"], options["num_test"], options["num_pairs"]) == want
