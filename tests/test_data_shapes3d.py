@@ -315,6 +315,41 @@ def test_loader_errors(tmp_path):
         save_shapes3d_h5(tmp_path / "x.h5", (11, 1, 1, 1, 1, 1))
 
 
+def test_32_pixel_images_are_the_64_pixel_scene_averaged_over_2x2_blocks(tmp_path):
+    """The CPU scale's 32 × 32 look-alike: the 64 × 64 images averaged over 2 × 2 blocks (up to
+    the byte rounding of each), drawn on demand, from the cached geometries and from a file."""
+    big, small = Shapes3D(), Shapes3D(image_size=32)
+    assert small.observation_shape == (32, 32, 3) and small.factor_sizes == big.factor_sizes
+    classes = big.sample_factors(40, np.random.RandomState(3))
+    want = torch.nn.functional.avg_pool2d(render(big, classes).float(), 2)
+    got = render(small, classes)
+    assert got.shape == (40, 3, 32, 32) and got.dtype == torch.uint8
+    assert (got.float() - want).abs().max() <= 1.0  # one byte of rounding at most
+    assert (got.float() - want).abs().mean() < 0.5
+    # the same images through the functional renderer and through the observations
+    values = small.classes_to_values(classes)
+    drawn = s3d.render_shapes3d(*values.T, device=CPU, image_size=32)
+    assert torch.equal(drawn, got)
+    obs = small.sample_observations_from_factors(classes, np.random.RandomState(0))
+    assert obs.shape == (40, 32, 32, 3)
+    np.testing.assert_array_equal(obs, got.permute(0, 2, 3, 1).numpy() / np.float32(255))
+    assert small.observe(got).shape == (40, 3, 32, 32)
+    with pytest.raises(ValueError, match="32, 32"):
+        small.observe(render(big, classes[:2]))
+    # a tiny official file is averaged the same way
+    path = save_shapes3d_h5(tmp_path / "tiny.h5", TINY, device=CPU)
+    from_file = load("shapes3d", path=path, md5=md5sum(path), image_size=32)
+    tiny = from_file.sample_factors(10, np.random.RandomState(1))
+    expect = torch.nn.functional.avg_pool2d(
+        load("shapes3d", path=path, md5=md5sum(path)).images_from_classes(tiny, CPU).float(), 2)
+    assert torch.equal(from_file.images_from_classes(tiny, CPU), expect.round().to(torch.uint8))
+    for bad in (16, 48):
+        with pytest.raises(ValueError, match="drawn at"):
+            Shapes3D(image_size=bad)
+    with pytest.raises(ValueError, match="image_size"):
+        s3d.render_shapes3d(0, 0, 0, 1.0, 0, 0, device=CPU, image_size=16)
+
+
 # ---- the full set and the GPU -------------------------------------------------------------------
 @pytest.mark.slow
 def test_full_set_composes_every_image_in_index_order(tmp_path, monkeypatch):

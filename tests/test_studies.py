@@ -287,6 +287,8 @@ def test_the_cpu_scale_loads_dsprites_at_its_image_size():
 
     assert _load_dataset("dsprites", scales.get("cpu")).image_shape == (1, 32, 32)
     assert _load_dataset("dsprites", scales.get("quick")).image_shape == (1, 64, 64)
+    # the 3D-shapes look-alike too (the intervention study's second dataset)
+    assert _load_dataset("shapes3d", scales.get("cpu")).image_shape == (3, 32, 32)
 
 
 def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):

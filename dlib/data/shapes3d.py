@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 CANVAS = 64
+#: sizes :class:`Shapes3D` draws at: the dataset's 64 × 64, and 32 × 32 for the book's CPU scale
+IMAGE_SIZES = (64, 32)
 SHAPES3D_FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 SHAPES3D_SHAPES = ("cube", "cylinder", "sphere", "capsule")
 SHAPES3D_URL = "https://github.com/deepmind/3d-shapes (3dshapes.h5)"
@@ -337,16 +339,29 @@ def shapes3d_geometry(
     return out
 
 
-def _compose(geometry: Tensor, colours: Tensor, out: Tensor | None = None) -> Tensor:
-    """Images (N, 3, 64, 64) uint8 from weights (N, 6, 64, 64) and colours (N, 3 regions, 3)."""
+def _compose(geometry: Tensor, colours: Tensor, out: Tensor | None = None,
+             image_size: int = CANVAS) -> Tensor:
+    """Images (N, 3, S, S) uint8 from weights (N, 6, 64, 64) and colours (N, 3 regions, 3);
+    at S < 64 the clipped 64 × 64 image is averaged over blocks before it is rounded to bytes
+    (:func:`_shrink`)."""
     rgb = geometry[:, 3:].clone()
     for region in range(3):
         rgb.addcmul_(geometry[:, region : region + 1], colours[:, region, :, None, None])
-    rgb = rgb.mul_(255.0).round_().clamp_(0, 255)
+    rgb = _shrink(rgb.mul_(255.0).clamp_(0, 255), image_size).round_()
     if out is None:
         return rgb.to(torch.uint8)
     out.copy_(rgb)
     return out
+
+
+def _shrink(x: Tensor, image_size: int) -> Tensor:
+    """(N, C, 64, 64) float images averaged over square blocks to (N, C, S, S): the
+    area-average that a camera with 4 × fewer, larger pixels would record."""
+    if image_size == CANVAS:
+        return x
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size!r}")
+    return torch.nn.functional.avg_pool2d(x, CANVAS // image_size)
 
 
 def render_shapes3d(
@@ -357,12 +372,14 @@ def render_shapes3d(
     shape: object,
     orientation: object,
     device: torch.device | str | None = None,
+    image_size: int = CANVAS,
 ) -> Tensor:
-    """Draw look-alike 3dshapes images (N, 3, 64, 64) uint8 from factor values.
+    """Draw look-alike 3dshapes images (N, 3, S, S) uint8 from factor values.
 
     Hues in [0, 1), scale in (0, 2], shape the class 0-3, orientation in degrees; arrays,
     tensors or scalars, broadcast to one length. Each distinct (scale, shape, orientation)
-    is ray-traced once.
+    is ray-traced once. ``image_size`` S is 64 or 32 (the 64 × 64 image averaged over 2 × 2
+    blocks before rounding, :func:`_shrink`).
     """
     dev = config.device(device)
     args = [
@@ -372,9 +389,11 @@ def render_shapes3d(
     fh, wh, oh, sc, sh, az = torch.broadcast_tensors(*args)
     triples = torch.stack([sc, sh, az], 1)
     unique, inverse = torch.unique(triples, dim=0, return_inverse=True)
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size!r}")
     geometry = shapes3d_geometry(*unique.T, device=dev)[inverse]
     colours = torch.stack([hsv_colours(h, dev) for h in (fh, wh, oh)], 1)
-    return _compose(geometry, colours)
+    return _compose(geometry, colours, image_size=image_size)
 
 
 # ---- the official file --------------------------------------------------------------------------
@@ -499,16 +518,24 @@ def save_shapes3d_h5(
 
 # ---- the dataset --------------------------------------------------------------------------------
 class Shapes3D(GroundTruthData):
-    """3dshapes with its six factors (disentanglement_lib's ``shapes3d``), RGB (64, 64, 3).
+    """3dshapes with its six factors (disentanglement_lib's ``shapes3d``), RGB (S, S, 3).
 
     ``path=None`` draws the procedural look-alike (module docstring); ``path=`` reads the
     official ``3dshapes.h5`` (checked against ``md5``; ``md5=None`` skips the check). No
-    nuisance: an observation is the stored image scaled to [0, 1].
+    nuisance: an observation is the stored image scaled to [0, 1]. ``image_size`` S is the
+    dataset's 64 or 32 (the book's CPU scale): the 64 × 64 images averaged over 2 × 2 blocks
+    (:func:`_shrink`), drawn or read from the official file.
     """
 
     name = "shapes3d"
+    image_sizes: tuple[int, ...] = IMAGE_SIZES
 
-    def __init__(self, path: str | Path | None = None, md5: str | None = SHAPES3D_MD5):
+    def __init__(self, path: str | Path | None = None, md5: str | None = SHAPES3D_MD5,
+                 image_size: int = CANVAS):
+        if image_size not in self.image_sizes:
+            raise ValueError(f"{self.name} is drawn at {self.image_sizes} pixels, "
+                             f"not {image_size!r}")
+        self.image_size = int(image_size)
         self.file: Shapes3DFile | None = None if path is None else load_shapes3d_h5(path, md5)
         if self.file is None:
             self._values = shapes3d_factor_values()
@@ -532,7 +559,7 @@ class Shapes3D(GroundTruthData):
 
     @property
     def observation_shape(self) -> tuple[int, int, int]:
-        return (CANVAS, CANVAS, 3)
+        return (self.image_size, self.image_size, 3)
 
     @property
     def labels(self) -> np.ndarray:
@@ -543,7 +570,8 @@ class Shapes3D(GroundTruthData):
 
     # -- stored images
     def geometry(self, device: torch.device | str | None = None) -> Tensor:
-        """The 480 ray-traced geometries (scale, shape, orientation) in index order, cached.
+        """The 480 ray-traced 64 × 64 geometries (scale, shape, orientation) in index order,
+        cached.
 
         Cached on disk under ``dlib.config.cache_dir()`` (name carries
         :data:`SHAPES3D_RENDERER_VERSION`, checksum verified) and in memory per device.
@@ -563,10 +591,17 @@ class Shapes3D(GroundTruthData):
         values = shapes3d_factor_values()
         return shapes3d_geometry(values[3][sc], sh, values[5][az], device=dev)
 
+    def _file_images(self, index: Tensor, dev: torch.device) -> Tensor:
+        """Images of the official file (N, 3, S, S) uint8, averaged over blocks at S < 64."""
+        images = torch.from_numpy(self.file.images)[index].permute(0, 3, 1, 2).contiguous()
+        if self.image_size != CANVAS:
+            images = _shrink(images.float(), self.image_size).round_().to(torch.uint8)
+        return images.to(dev)
+
     def images_from_classes(
         self, classes: torch.Tensor, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """RGB images (N, 3, 64, 64) uint8: drawn, or looked up in the official file.
+        """RGB images (N, 3, S, S) uint8: drawn, or looked up in the official file.
 
         Drawing traces only the geometries needed when they are few (a quick run never waits
         for all 480); with many, or once loaded, the cached 480 of :meth:`geometry` are used.
@@ -574,12 +609,10 @@ class Shapes3D(GroundTruthData):
         dev = config.device(device)
         arr = self.check_classes(classes)
         if self.file is not None:
-            index = torch.as_tensor(arr @ self.factor_bases)
-            return (
-                torch.from_numpy(self.file.images)[index].permute(0, 3, 1, 2).contiguous().to(dev)
-            )
+            return self._file_images(torch.as_tensor(arr @ self.factor_bases), dev)
         if len(arr) == 0:
-            return torch.zeros((0, 3, CANVAS, CANVAS), dtype=torch.uint8, device=dev)
+            size = self.image_size
+            return torch.zeros((0, 3, size, size), dtype=torch.uint8, device=dev)
         geo_index = (arr[:, 3] * 4 + arr[:, 4]) * 15 + arr[:, 5]
         unique, inverse = np.unique(geo_index, return_inverse=True)
         if dev in self._geometry or len(unique) > _ON_DEMAND_LIMIT:
@@ -588,16 +621,17 @@ class Shapes3D(GroundTruthData):
             geometry = self._trace_classes(unique, dev)[torch.as_tensor(inverse, device=dev)]
         palette = hsv_colours(self._values[0], dev)  # all three hue factors share the grid
         colours = palette[torch.as_tensor(arr[:, :3], device=dev)]
-        return _compose(geometry, colours)
+        return _compose(geometry, colours, image_size=self.image_size)
 
     def all_images(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """Every image (480000, 3, 64, 64) uint8 (5.5 GiB): the file, or composed from the
-        cached geometries in chunks."""
+        """Every image (480000, 3, S, S) uint8 (5.5 GiB at 64 × 64, 1.4 GiB at 32 × 32): the
+        file, or composed from the cached geometries in chunks."""
         dev = config.device(device)
         if self.file is not None:
-            return torch.from_numpy(self.file.images).permute(0, 3, 1, 2).contiguous().to(dev)
+            return self._file_images(torch.arange(self.num_observations), dev)
         geometry = self.geometry(dev)
-        out = torch.empty((self.num_observations, 3, CANVAS, CANVAS), dtype=torch.uint8, device=dev)
+        size = self.image_size
+        out = torch.empty((self.num_observations, 3, size, size), dtype=torch.uint8, device=dev)
         palette = hsv_colours(self._values[0], dev)
         block = 480 * 10  # one (floor hue, wall hue) pair: every object hue and geometry
         tiled = geometry.repeat(10, 1, 1, 1)  # object hue slowest, then the 480 geometries
@@ -614,7 +648,7 @@ class Shapes3D(GroundTruthData):
                 ],
                 1,
             )
-            _compose(tiled, colours, out[start : start + block])
+            _compose(tiled, colours, out[start : start + block], self.image_size)
         return out
 
     # -- observations
@@ -633,9 +667,10 @@ class Shapes3D(GroundTruthData):
     def observe(
         self, stored: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        if stored.dtype != torch.uint8 or tuple(stored.shape[1:]) != (3, CANVAS, CANVAS):
+        size = self.image_size
+        if stored.dtype != torch.uint8 or tuple(stored.shape[1:]) != (3, size, size):
             raise ValueError(
-                f"stored images must be uint8 (N, 3, 64, 64), got {stored.dtype} "
+                f"stored images must be uint8 (N, 3, {size}, {size}), got {stored.dtype} "
                 f"{tuple(stored.shape)}"
             )
         return stored.float() / 255.0
