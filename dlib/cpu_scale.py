@@ -39,6 +39,7 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
            "study_models", "moves_in_one_latent", "STUDY", "spread_rows", "factor_kl_rows",
            "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK",
+           "deft_thresholds", "pixels_changed", "THRESHOLD_CHECK",
            "COLLAPSED_SPREAD"]
 
 RESULT_FOLDER = "cpu_scale"
@@ -247,6 +248,77 @@ def _gamma_check(a: argparse.Namespace) -> int:
     payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
                "runs": runs}
     path = results.save(f"{RESULT_FOLDER}/annealed_gamma", payload,
+                        prov.finish(threads=a.threads))
+    print(path)
+    return 0
+
+
+# ---- DEFT's pressures at the CPU scale -----------------------------------------------------------
+#: the threshold check behind DEFT's pressures at the CPU scale: how many pixels each dSprites
+#: factor changes at 64×64 and at 32×32 (``traversals`` random traversals), and the anneal test
+#: of every factor at the scale's 32×32 (half-width network), ``repeats`` traversals each
+THRESHOLD_CHECK: dict[str, Any] = {"image_size": 32, "width": 0.5, "repeats": 3,
+                                   "steps": 4_000, "beta_max": 200.0, "rate": 8.0,
+                                   "traversals": 20}
+
+
+def pixels_changed(image_size: int, traversals: int = 20, seed: int = 0) -> dict[str, float]:
+    """Mean number of pixels that change between neighbouring values of each dSprites factor
+    (all other factors fixed at a random base), over ``traversals`` random bases. In the
+    two-image toy of chapter 32 the information threshold *is* this count; so the ratio of the
+    counts at two image sizes is the ratio of their thresholds."""
+    from dlib.data import load
+
+    data = load("dsprites", image_size=image_size)
+    rs = np.random.RandomState(seed)
+    out: dict[str, float] = {}
+    for j, name in enumerate(data.factor_names):
+        counts = []
+        for _ in range(traversals):
+            classes = np.repeat(data.sample_factors(1, rs), data.factor_sizes[j], 0)
+            classes[:, j] = np.arange(data.factor_sizes[j])
+            images = data.images_from_classes(torch.as_tensor(classes), "cpu")
+            counts.append(float((images[1:] != images[:-1]).flatten(1).sum(1).float().mean()))
+        out[name] = float(np.mean(counts))
+    return out
+
+
+def deft_thresholds(image_size: int, width: float, repeats: int, steps: int, *,
+                    seed: int = 0, beta_max: float = 200.0, rate: float = 8.0
+                    ) -> dict[str, list[float]]:
+    """Information thresholds (the anneal test, :func:`dlib.experiments.deft.factor_thresholds`)
+    of every dSprites factor drawn at ``image_size``, ``repeats`` traversals each."""
+    from dlib.data import load
+    from dlib.experiments.deft import factor_thresholds
+
+    data = load("dsprites", image_size=image_size)
+    out: dict[str, list[float]] = {}
+    for factor in data.factor_names:
+        t0 = time.perf_counter()
+        values = factor_thresholds(data, factor, repeats, steps, random_state=seed,
+                                   beta_max=beta_max, rate=rate, batch_size=64, log_every=5,
+                                   width=width, device="cpu")
+        out[factor] = [float(v) for v in values]
+        print(f"{image_size}×{image_size}: {factor:>12} thresholds {np.round(values, 1)} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return out
+
+
+def _threshold_check(a: argparse.Namespace) -> int:
+    from dlib import results
+
+    torch.set_num_threads(int(a.threads))
+    prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
+    check = {**THRESHOLD_CHECK, "repeats": a.repeats, "steps": a.steps}
+    pixels = {size: pixels_changed(size, check["traversals"]) for size in (64, 32)}
+    for name in pixels[64]:
+        print(f"{name:>12}: {pixels[64][name]:6.1f} pixels change at 64×64, "
+              f"{pixels[32][name]:5.1f} at 32×32 (ratio {pixels[32][name] / pixels[64][name]:.2f})")
+    thresholds = deft_thresholds(check["image_size"], check["width"], check["repeats"],
+                                 check["steps"], beta_max=check["beta_max"], rate=check["rate"])
+    payload = {"check": check, "pixels_changed": {str(k): v for k, v in pixels.items()},
+               "thresholds": thresholds}
+    path = results.save(f"{RESULT_FOLDER}/deft_thresholds", payload,
                         prov.finish(threads=a.threads))
     print(path)
     return 0
@@ -948,6 +1020,12 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("gamma", help="AnnealedVAE's first steps at several γ (GAMMA_CHECK)")
     g.add_argument("--steps", type=int, default=2_000)
     g.add_argument("--threads", type=int, default=1)
+    t = sub.add_parser("thresholds", help="dSprites' pixel changes at 64×64 and 32×32 and "
+                       "information thresholds at 32×32 (THRESHOLD_CHECK), behind DEFT's "
+                       "pressures at the CPU scale")
+    t.add_argument("--repeats", type=int, default=THRESHOLD_CHECK["repeats"])
+    t.add_argument("--steps", type=int, default=THRESHOLD_CHECK["steps"])
+    t.add_argument("--threads", type=int, default=1)
     sub.add_parser("summary", help="print what has been run")
     sub.add_parser("card", help="print the cpu scale's recipe card from the recorded probes")
     r = sub.add_parser("score", help="time the suite on a compact checkpoint")
@@ -964,6 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
         return _score_checkpoint(a)
     if a.cmd == "gamma":
         return _gamma_check(a)
+    if a.cmd == "thresholds":
+        return _threshold_check(a)
     if a.cmd == "card":
         print(json.dumps(recipe_card(), indent=1))
         return 0
