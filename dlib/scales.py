@@ -16,7 +16,8 @@ repeating numbers:
     (FactorVAE score ≥ 0.65 and MIG ≥ 0.15, mean over three seeds): all of dSprites drawn at
     32×32, the reference network at half width without its first conv layer, 40,000 steps at
     batch 64, Adam 1e-3 (FactorVAE's discriminator narrowed with the network: 6 × 500 units;
-    AnnealedVAE's γ = 250 instead of 1000, whose code collapses at this scale),
+    AnnealedVAE's γ = 250 instead of 1000, whose code collapses at this scale; DEFT's pressures
+    quartered, as the information thresholds are with a quarter of the pixels),
     the study's metric settings (scored by encoding every image once,
     :mod:`dlib.metrics.encoded`) except the translation metric's, which is scored on 128 codes
     and one pair of values instead of 512 and two (about 30 core-minutes a model otherwise).
@@ -113,7 +114,12 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
 #: reconstruction error, every score 0). ``python -m dlib.cpu_scale gamma`` counts the seeds
 #: that collapse at γ = 1000, 500 and 250; γ = 250 is the paper's weight scaled by the pixel
 #: count (32² / 64²).
-_CPU_METHOD_OPTIONS: dict[str, dict[str, Any]] = {"annealed_vae": {"gamma": 250.0}}
+#: DEFT's pressures are information thresholds' neighbours, and a threshold is the number of
+#: pixels a factor changes (chapter 32's two-image toy): at 32×32 every dSprites factor changes a
+#: quarter of the pixels it changes at 64×64 (``python -m dlib.cpu_scale thresholds``), so each
+#: stage's β above 1 is quartered too (70, 30, 12 → 17.5, 7.5, 3).
+_CPU_METHOD_OPTIONS: dict[str, dict[str, Any]] = {"annealed_vae": {"gamma": 250.0},
+                                                  "deft": {"pressure_scale": 0.25}}
 
 #: the metric sizes the CPU scales change. The translation metric (Part V) trains its
 #: translation network for 200 steps per code feature and value pair; on 512 + 512 codes and two

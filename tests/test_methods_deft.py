@@ -81,6 +81,25 @@ def test_pressures_follow_table_1_at_every_stage_boundary(name):
     assert float(m.pressure_at(10**9)) == pressures[-1]  # the last stage lasts for ever
 
 
+def test_pressure_scale_multiplies_the_pressures_above_one_but_keeps_the_elbo():
+    from dlib.methods.deft import effective_pressures
+
+    assert effective_pressures((70.0, 30.0, 12.0, 1.0), 0.25) == (17.5, 7.5, 3.0, 1.0)
+    assert effective_pressures((160.0, 105.0, 30.0, 1.0), 0.25) == (40.0, 26.25, 7.5, 1.0)
+    assert effective_pressures((2.0, 1.0, 0.5), 0.25) == (1.0, 1.0, 0.5)  # never below 1
+    assert effective_pressures((70.0, 1.0), 1.0) == (70.0, 1.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="pressure_scale"):
+            effective_pressures((70.0,), bad)
+    m = DEFT((1, 32, 32), stage_steps=(2, 2, 2, 2), pressure_scale=0.25, width=0.5)
+    assert [float(m.pressure_at(t)) for t in range(0, 10, 2)] == [17.5, 7.5, 3.0, 1.0, 1.0]
+    x = torch.rand(4, 1, 32, 32)
+    out = m.terms(x, torch.Generator().manual_seed(0))
+    assert float(out["beta"]) == 17.5
+    with pytest.raises(ValueError, match="pressure_scale"):
+        DEFT((1, 32, 32), pressure_scale=0.0)
+
+
 def test_stage_and_pressure_by_plain_loop():
     m = DEFT((1, 64, 64), stage_steps=(5, 3, 4, 2)).double()
     x = _x(4).double()
@@ -502,6 +521,11 @@ def test_the_cpu_scale_builds_deft_through_the_study_path():
     assert options["width"] == 0.5 and methods[0].config.width == 0.5
     assert methods[0].image_shape == (1, 32, 32) and len(methods[0].encoder.groups) == 4
     assert num_parameters(methods[0]) == num_parameters(DEFT((1, 32, 32), width=0.5))
+    # a quarter of the pixels: a quarter of each stage's β (the ELBO's 1 kept); full scale: 1
+    assert options["pressure_scale"] == 0.25
+    assert methods[0].pressures.tolist() == [17.5, 7.5, 3.0, 1.0]
+    _, full = build_methods(point, [0], 100, 64, (1, 64, 64), 1000, SCALES["full"])
+    assert "pressure_scale" not in full
 
 
 # ---- CUDA (never run in a CPU session) ---------------------------------------------------------

@@ -59,6 +59,7 @@ __all__ = [
     "DATASET_SIZES",
     "deft_config",
     "stage_steps_from_epochs",
+    "effective_pressures",
     "split_latents",
     "GroupEncoder",
     "MultiGroupEncoder",
@@ -121,6 +122,11 @@ class DEFTConfig:
     groups: int = 4
     group_sizes: tuple[int, ...] | None = None  # latents per group; None: split_latents
     pressures: tuple[float, ...] = (70.0, 30.0, 12.0, 1.0)
+    # multiplies every pressure above 1 (never below 1; the ELBO's β = 1 stays): an information
+    # threshold is the number of pixels a factor changes, so images with a quarter of the
+    # pixels (32×32, the book's CPU scale) need a quarter of each stage's β (see
+    # :func:`effective_pressures` and ``python -m dlib.cpu_scale thresholds``)
+    pressure_scale: float = 1.0
     stage_steps: tuple[int, ...] = (23_040, 23_040, 46_080, 172_800)
     gamma: float = 0.1  # secondary learning-rate coefficient of the inactive groups
     arch: str = "conv"  # each group is a narrow copy of this reference encoder
@@ -131,6 +137,15 @@ class DEFTConfig:
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999))
     adam_eps: float = 1e-8
     seed: int = 0
+
+
+def effective_pressures(pressures: tuple[float, ...] | list[float], pressure_scale: float
+                        ) -> tuple[float, ...]:
+    """The β of each stage: a pressure above 1 times ``pressure_scale``, but not below 1; a
+    pressure of 1 or less (the plain ELBO and weaker) unchanged."""
+    if not (math.isfinite(pressure_scale) and pressure_scale > 0):
+        raise ValueError(f"pressure_scale must be positive and finite, got {pressure_scale!r}")
+    return tuple(max(1.0, float(p) * pressure_scale) if p > 1 else float(p) for p in pressures)
 
 
 def deft_config(preset: str, batch_size: int = 64, dataset_size: int | None = None,
@@ -265,6 +280,7 @@ class DEFT(VAE):
             raise ValueError(f"pressures must be finite and non-negative, got {cfg.pressures}")
         if not 0.0 <= cfg.gamma <= 1.0:
             raise ValueError(f"gamma must lie in [0, 1], got {cfg.gamma}")
+        betas = effective_pressures(cfg.pressures, cfg.pressure_scale)
         Method.__init__(self, cfg)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.group_sizes = sizes
@@ -275,7 +291,7 @@ class DEFT(VAE):
         ends = np.cumsum(cfg.stage_steps)
         self._ends = [int(e) for e in ends]  # host copy of the schedule (no device sync)
         self.register_buffer("stage_ends", torch.as_tensor(ends, dtype=torch.long))
-        self.register_buffer("pressures", torch.tensor(cfg.pressures, dtype=torch.float32))
+        self.register_buffer("pressures", torch.tensor(betas, dtype=torch.float32))
         self.register_buffer("stage", torch.zeros((), dtype=torch.long))
         self._host_step: int | None = None  # mirror of self.step, read once after (re)loading
         self._applied: int | None = None  # the stage whose learning rates the optimiser holds
