@@ -483,3 +483,25 @@ def test_annealed_gamma_trace_follows_one_continuous_run():
     assert r["options"]["iteration_threshold"] == 13_333  # the 40k-step run's ramp
     assert r["capacity"][1] == pytest.approx(25.0 * 29.5 / 13_333)  # mean over steps 20–39
     assert all(np.isfinite(r["spread"])) and min(r["spread"]) > 0
+
+
+def test_every_dsprites_factor_changes_a_quarter_of_the_pixels_at_32x32():
+    """The count behind the CPU scale's DEFT pressures (``dlib.scales``): by hand on one
+    traversal, and the ratio of the two sizes for every factor."""
+    from dlib.cpu_scale import pixels_changed
+
+    big, small = pixels_changed(64, traversals=3), pixels_changed(32, traversals=3)
+    assert set(big) == set(small) == {"shape", "scale", "orientation", "posX", "posY"}
+    for name in big:
+        assert big[name] > 0 and 0.2 < small[name] / big[name] < 0.3, (name, big, small)
+    # the first traversal of posX at 64×64, counted directly
+    data = load("dsprites")
+    rs = np.random.RandomState(0)
+    classes = np.repeat(data.sample_factors(1, rs), 32, 0)
+    classes[:, 3] = np.arange(32)
+    images = data.images_from_classes(torch.as_tensor(classes), "cpu").numpy().astype(int)
+    first = np.mean([np.sum(images[i + 1] != images[i]) for i in range(31)])
+    assert first > 0
+    # the count is over the same kind of traversal: one traversal's own count is close to the
+    # mean over three (a sprite's outline is about the same length at every base)
+    assert 0.5 < first / big["posX"] < 2.0
