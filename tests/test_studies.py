@@ -32,6 +32,12 @@ def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
     assert studies.get("locatello").planned() == 6 * 6 * 3
     assert {a.method for a in studies.get("locatello").arms} == set(registry.STUDY_METHODS)
     assert studies.get("deft").planned() == 2 * 7 * 10
+    # OAT's ablation: the oat study's protocol with one of its sets halved, the sets' sizes ints
+    ablation, oat = studies.get("oat_ablation"), studies.get("oat")
+    assert [s for a in ablation.arms for s in a.settings] == [{"num_z1": 5}, {"num_z2": 5}]
+    assert (ablation.step_fraction, ablation.batch_size, ablation.metrics) == (
+        oat.step_fraction, oat.batch_size, oat.metrics)
+    assert trial_key(ablation.points()[0], 0) == "dsprites-oat-num_z15-seed0"
     with pytest.raises(ValueError, match="unknown study"):
         studies.get("nope")
     with pytest.raises(ValueError, match="unknown method"):
