@@ -536,3 +536,30 @@ def test_the_cpu_scales_score_the_translation_metric_on_fewer_codes(monkeypatch)
         options = seen[-1][1]
         assert seen[-1][0] == "translation"
         assert (options["num_train"], options["num_test"], options["num_pairs"]) == want
+
+
+def test_failure_table_counts_mig_below_a_tenth_and_can_leave_out_untrained_arms(tmp_path):
+    """Four DEFT models (one below 0.1) and two β-VAE models (both below) on dSprites: the
+    rates, their Wilson intervals and the paper's column; trained_only drops the rest."""
+    from dlib.results import Result
+    from dlib.studies.reading import StudyResult, wilson_interval
+
+    decl = studies.get("deft").to_dict()
+    index = Result(tmp_path / "index.json", {"declaration": decl, "provenance": {}})
+    migs = {"deft": (0.05, 0.2, 0.3, 0.15), "beta_vae": (0.02, 0.09)}
+    runs = [Result(tmp_path / f"{m}{i}.json",
+                   {"key": f"{m}-{i}", "method": m, "dataset": "dsprites", "setting": {},
+                    "seed": i, "scores": {"mig": v}})
+            for m, values in migs.items() for i, v in enumerate(values)]
+    res = StudyResult(index, runs)
+    assert res.failure_rate("deft", "dsprites") == (25.0, 4)
+    assert res.failure_rate("beta_vae", "dsprites") == (100.0, 2)
+    assert np.isnan(res.failure_rate("factor_vae", "dsprites")[0])
+    full = res.failure_table(studies.DEFT_PAPER_TABLE2)
+    assert len(full.rows) == 7 and len(full.header) == 1 + 2 * 2  # every arm, both datasets
+    short = res.failure_table(studies.DEFT_PAPER_TABLE2, trained_only=True)
+    assert short.header == ["method", "dsprites: ours", "dsprites: paper"]
+    low, high = wilson_interval(1, 4)
+    assert short.rows[0] == ["DEFT", f"25 % [{low:.0f}, {high:.0f}] (n=4)", "8.0 %"]
+    assert short.rows[1][0] == "β-VAE" and short.rows[1][2] == "47.7 %"
+    assert len(short.rows) == 2

@@ -205,14 +205,18 @@ class StudyResult:
         return np.array([r["stage_mig"] for r in self.select(method=method, dataset=dataset)],
                         dtype=float)
 
-    def failure_table(self, paper: dict[str, dict[str, float]] | None = None
-                      ) -> _results.Table:
+    def failure_table(self, paper: dict[str, dict[str, float]] | None = None,
+                      trained_only: bool = False) -> _results.Table:
         """Failure rate (%, MIG < 0.1) per method and dataset with its 95 % Wilson interval,
-        beside ``paper``'s numbers (``{dataset: {method: %}}``) where given."""
+        beside ``paper``'s numbers (``{dataset: {method: %}}``) where given. ``trained_only``
+        leaves out the declared methods and datasets that have no model yet."""
         from dlib.methods import registry
 
         decl = self.data["declaration"]
         datasets, methods = decl["datasets"], [a["method"] for a in decl["arms"]]
+        if trained_only:
+            datasets = [d for d in datasets if self.select(dataset=d)]
+            methods = [m for m in methods if self.select(method=m)]
         header = ["method"]
         for d in datasets:
             header += [f"{d}: ours"] + ([f"{d}: paper"] if paper else [])
