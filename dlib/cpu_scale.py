@@ -265,8 +265,8 @@ THRESHOLD_CHECK: dict[str, Any] = {"image_size": 32, "width": 0.5, "repeats": 3,
 def pixels_changed(image_size: int, traversals: int = 20, seed: int = 0) -> dict[str, float]:
     """Mean number of pixels that change between neighbouring values of each dSprites factor
     (all other factors fixed at a random base), over ``traversals`` random bases. In the
-    two-image toy of chapter 32 the information threshold *is* this count; so the ratio of the
-    counts at two image sizes is the ratio of their thresholds."""
+    two-image toy of the DEFT chapter (chapters/32_deft) the information threshold *is* this
+    count; so the ratio of the counts at two image sizes is the ratio of their thresholds."""
     from dlib.data import load
 
     data = load("dsprites", image_size=image_size)

@@ -115,9 +115,9 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
 #: that collapse at γ = 1000, 500 and 250; γ = 250 is the paper's weight scaled by the pixel
 #: count (32² / 64²).
 #: DEFT's pressures are information thresholds' neighbours, and a threshold is the number of
-#: pixels a factor changes (chapter 32's two-image toy): at 32×32 every dSprites factor changes a
-#: quarter of the pixels it changes at 64×64 (``python -m dlib.cpu_scale thresholds``), so each
-#: stage's β above 1 is quartered too (70, 30, 12 → 17.5, 7.5, 3).
+#: pixels a factor changes (the DEFT chapter's two-image toy): at 32×32 every dSprites factor
+#: changes a quarter of the pixels it changes at 64×64 (``python -m dlib.cpu_scale
+#: thresholds``), so each stage's β above 1 is quartered too (70, 30, 12 → 17.5, 7.5, 3).
 _CPU_METHOD_OPTIONS: dict[str, dict[str, Any]] = {"annealed_vae": {"gamma": 250.0},
                                                   "deft": {"pressure_scale": 0.25}}
 
