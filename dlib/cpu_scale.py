@@ -268,16 +268,15 @@ def pixels_changed(image_size: int, traversals: int = 20, seed: int = 0) -> dict
     two-image toy of the DEFT chapter (chapters/32_deft) the information threshold *is* this
     count; so the ratio of the counts at two image sizes is the ratio of their thresholds."""
     from dlib.data import load
+    from dlib.experiments.deft import factor_subset
 
     data = load("dsprites", image_size=image_size)
     rs = np.random.RandomState(seed)
     out: dict[str, float] = {}
-    for j, name in enumerate(data.factor_names):
+    for name in data.factor_names:
         counts = []
         for _ in range(traversals):
-            classes = np.repeat(data.sample_factors(1, rs), data.factor_sizes[j], 0)
-            classes[:, j] = np.arange(data.factor_sizes[j])
-            images = data.images_from_classes(torch.as_tensor(classes), "cpu")
+            images = factor_subset(data, name, data.sample_factors(1, rs)[0], "cpu").images
             counts.append(float((images[1:] != images[:-1]).flatten(1).sum(1).float().mean()))
         out[name] = float(np.mean(counts))
     return out

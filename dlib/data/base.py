@@ -92,6 +92,14 @@ class GroundTruthData(ABC):
         h, w, c = self.observation_shape
         return (c, h, w)
 
+    def _checked_image_size(self, image_size: int) -> int:
+        """``image_size`` as an int if the class draws at it (its ``image_sizes``), else a
+        clear error."""
+        sizes = tuple(getattr(self, "image_sizes", ()))
+        if image_size not in sizes:
+            raise ValueError(f"{self.name} is drawn at {sizes} pixels, not {image_size!r}")
+        return int(image_size)
+
     @property
     def num_observations(self) -> int:
         """Number of factor combinations (= stored images)."""

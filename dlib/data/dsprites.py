@@ -257,13 +257,10 @@ class DSprites(GroundTruthData):
 
     def __init__(self, path: str | Path | None = None, md5: str | None = DSPRITES_MD5,
                  image_size: int = CANVAS):
-        if image_size not in self.image_sizes:
-            raise ValueError(f"{self.name} is drawn at {self.image_sizes} pixels, "
-                             f"not {image_size!r}")
+        self.image_size = self._checked_image_size(image_size)
         if path is not None and image_size != CANVAS:
             raise ValueError("the official dSprites file holds 64×64 images; image_size="
                              f"{image_size} needs the procedural renderer (path=None)")
-        self.image_size = int(image_size)
         self.file: DSpritesFile | None = None if path is None else load_dsprites_npz(path, md5)
         if self.file is None:
             self._sizes = tuple(len(v) for v in FACTOR_VALUES)

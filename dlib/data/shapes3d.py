@@ -381,6 +381,8 @@ def render_shapes3d(
     is ray-traced once. ``image_size`` S is 64 or 32 (the 64 × 64 image averaged over 2 × 2
     blocks before rounding, :func:`_shrink`).
     """
+    if image_size not in IMAGE_SIZES:  # before any tracing
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size!r}")
     dev = config.device(device)
     args = [
         torch.as_tensor(a, device=dev).double().reshape(-1)
@@ -389,8 +391,6 @@ def render_shapes3d(
     fh, wh, oh, sc, sh, az = torch.broadcast_tensors(*args)
     triples = torch.stack([sc, sh, az], 1)
     unique, inverse = torch.unique(triples, dim=0, return_inverse=True)
-    if image_size not in IMAGE_SIZES:
-        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {image_size!r}")
     geometry = shapes3d_geometry(*unique.T, device=dev)[inverse]
     colours = torch.stack([hsv_colours(h, dev) for h in (fh, wh, oh)], 1)
     return _compose(geometry, colours, image_size=image_size)
@@ -532,10 +532,7 @@ class Shapes3D(GroundTruthData):
 
     def __init__(self, path: str | Path | None = None, md5: str | None = SHAPES3D_MD5,
                  image_size: int = CANVAS):
-        if image_size not in self.image_sizes:
-            raise ValueError(f"{self.name} is drawn at {self.image_sizes} pixels, "
-                             f"not {image_size!r}")
-        self.image_size = int(image_size)
+        self.image_size = self._checked_image_size(image_size)
         self.file: Shapes3DFile | None = None if path is None else load_shapes3d_h5(path, md5)
         if self.file is None:
             self._values = shapes3d_factor_values()

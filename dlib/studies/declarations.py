@@ -121,6 +121,11 @@ def _sweep(method: str, values: tuple[float, ...] | None = None, option: str | N
 
 PART3_METRICS = ("factor_vae", "mig", "dci", "sap")
 _PART3: dict[str, Any] = {"metrics": PART3_METRICS}
+#: OAT's protocol (its study and its ablation): Table 1's scores, the paper's batch of 128, a
+#: third of the scale's steps
+_OAT: dict[str, Any] = {"metrics": ("factor_vae", "mig", "dci", "beta_vae"),
+                        "evaluators": ("encoded_metrics", "oat_state", "traversal"),
+                        "step_fraction": 1 / 3, "batch_size": 128}
 
 _studies: list[Study] = [
     # ---- Part III: each method's headline setting, two sweeps, the relatives -------------------
@@ -162,16 +167,10 @@ _studies: list[Study] = [
     Study("oat", "OAT (K = 10, d = 10) on dSprites, the paper's batch 128, 100k iterations at "
           "full scale; beside the default switching rule, one where a dimension must hold "
           "PEEL_HOLD (0.5) nats before the next is switched on",
-          (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2, 3, 4),
-          metrics=("factor_vae", "mig", "dci", "beta_vae"),
-          evaluators=("encoded_metrics", "oat_state", "traversal"), step_fraction=1 / 3,
-          batch_size=128),
+          (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2, 3, 4), **_OAT),
     Study("oat_ablation", "OAT's ablation of its two sets, the oat study's protocol and default "
           "switching rule with one set halved: K = 5 (the paper's Table 1 row OAT K = 5, d = 10) "
-          "and d = 5", (Arm("oat", ({"num_z1": 5}, {"num_z2": 5})),), seeds=(0, 1, 2),
-          metrics=("factor_vae", "mig", "dci", "beta_vae"),
-          evaluators=("encoded_metrics", "oat_state", "traversal"), step_fraction=1 / 3,
-          batch_size=128),
+          "and d = 5", (Arm("oat", ({"num_z1": 5}, {"num_z2": 5})),), seeds=(0, 1, 2), **_OAT),
     Study("intervention", "the intervention-based framework against FactorVAE and β-TCVAE on "
           "independent and correlated training sets (seed 002, Tables 1–2, Fig. 3)",
           (Arm("factor_vae", ({"gamma": 10.0}, {"gamma": 40.0})), Arm("beta_tc_vae",
