@@ -479,6 +479,13 @@ def test_first_settings_start_before_the_rest_seed_by_seed():
         "beta_vae"] * 4
     with pytest.raises(ValueError, match="matches"):
         trial_jobs(study, first=[parse_setting("factor_vae:gamma=7")])
+    # a key the setting leaves out takes the method's default: OAT's default rule alone
+    oat = studies.Study("o", "o", (studies.Arm("oat", ({}, {"saturation_min_kl": 0.5})),),
+                        seeds=(0, 1, 2))
+    picked = trial_jobs(oat, first=[parse_setting("oat:saturation_min_kl=0")])
+    assert [(j["point"]["setting"], j["seeds"]) for j in picked][:3] == [
+        ({}, [0]), ({}, [1]), ({}, [2])]
+    assert [j["point"]["setting"] for j in picked][3:] == [{"saturation_min_kl": 0.5}] * 3
     with pytest.raises(ValueError, match="key=value"):
         parse_setting("factor_vae:gamma")
     with pytest.raises(ValueError, match="not a number"):

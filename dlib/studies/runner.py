@@ -252,8 +252,10 @@ def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None
     models in ``done`` left out. Method by method and, within a method, seed by seed over its
     grid: a run stopped part-way (a session's end) leaves whole grids of the first seeds
     rather than some settings with every seed and others with none. The points matching an
-    entry of ``first`` (method and the keys given) come before all others, seed by seed and in
-    ``first``'s order within a seed; an entry that matches nothing in the study is an error."""
+    entry of ``first`` (method and the keys given; a key the point's setting leaves out takes
+    the method's default, so ``oat:saturation_min_kl=0`` picks OAT's default rule) come before
+    all others, seed by seed and in ``first``'s order within a seed; an entry that matches
+    nothing in the study is an error."""
     seed_groups = [list(study.seeds[i:i + seeds_per_trial])
                    for i in range(0, len(study.seeds), seeds_per_trial)]
     points = [p for p in study.points() if (not methods or p["method"] in methods)
@@ -264,10 +266,18 @@ def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None
     if not first:
         return jobs
 
+    def value(point: dict[str, Any], key: str) -> float:
+        """The point's value of ``key``: its setting's, else the method's default."""
+        if key in point["setting"]:
+            return float(point["setting"][key])
+        from dlib.methods import registry
+        default = getattr(registry.get(point["method"]).config_class()(), key, None)
+        return float(default) if isinstance(default, (int, float)) else float("nan")
+
     def rank(point: dict[str, Any]) -> int | None:
         for i, (method, setting) in enumerate(first):
-            if point["method"] == method and all(
-                    float(point["setting"].get(k, float("nan"))) == v for k, v in setting.items()):
+            if point["method"] == method and all(value(point, k) == v
+                                                 for k, v in setting.items()):
                 return i
         return None
 
