@@ -97,6 +97,34 @@ def test_numpy_protocol_draws_the_example_after_the_factors(data):
     assert x.dtype == np.float32 and x.shape == (16, 64, 64, 3)
 
 
+def test_train_and_test_splits_share_no_handwriting(data, sklearn_digits):
+    train, test = ColoredDigits(split="train"), ColoredDigits(split="test")
+    assert (train.per_digit, test.per_digit) == (139, 35)  # 80 / 20 of the 174 per digit
+    both = np.concatenate([train.source_index, test.source_index], axis=1)
+    np.testing.assert_array_equal(both, data.source_index)  # the same examples, split in order
+    assert not set(train.source_index.ravel()) & set(test.source_index.ravel())
+    assert load("colored_digits", split="test").per_digit == 35
+    with pytest.raises(ValueError, match="split"):
+        ColoredDigits(split="valid")
+    with pytest.raises(ValueError, match="cannot be split"):
+        ColoredDigits(per_digit=2, split="test")  # 20 % of 2 rounds to 0
+
+
+def test_32_pixel_canvas_is_the_64_pixel_picture_pooled():
+    big, small = ColoredDigits(), ColoredDigits(image_size=32)
+    assert small.observation_shape == (32, 32, 3) and small.inner_size == 24
+    classes = np.array([[d, c] for d in range(10) for c in (0, 3, 7)])
+    xb = big.sample_observations_from_factors(classes, np.random.RandomState(1))
+    xs = small.sample_observations_from_factors(classes, np.random.RandomState(1))
+    assert xs.shape == (30, 32, 32, 3)
+    pooled = torch.nn.functional.avg_pool2d(torch.tensor(xb).permute(0, 3, 1, 2), 2)
+    diff = np.abs(pooled.permute(0, 2, 3, 1).numpy() - xs)
+    # the same digit, placed alike: bicubic resampling differs only at the strokes' edges
+    assert diff.mean() < 0.02 * xs.mean() and diff.max() < 0.5
+    with pytest.raises(ValueError, match="drawn at"):
+        ColoredDigits(image_size=48)
+
+
 def test_torch_path_picks_one_of_the_examples(data):
     dev = data.to_device(CPU)
     assert dev.images.shape == (100, 177, 8, 8)

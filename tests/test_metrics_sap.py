@@ -83,3 +83,68 @@ def test_harness_modes():
     out = compute("sap", data, flat, 0, num_train=300, num_test=200, continuous_factors=True)
     assert out["SAP_score"] > 0.95
     assert compute("sap", data, flat, 0, num_train=300, num_test=200)["SAP_score"] > 0.4
+
+
+# ---- features of several dimensions (the intervention-based paper's CMNIST code) -------------
+DIGITS = full_grid((10, 10), repeats=6)  # digit × colour, 600 points
+
+
+def grouped(factors, mix, rng, d=16, noise=0.05):
+    """A code of two features of ``d`` dimensions: feature k is a random linear embedding of
+    the factors weighted by row k of ``mix``, plus noise."""
+    f = (factors - factors.mean(0)) / factors.std(0)
+    blocks = [(f @ mix[k][:, None]) @ rng.normal(size=(1, d)) + noise * rng.normal(size=(len(f), d))
+              for k in range(2)]
+    return np.concatenate(blocks, 1)
+
+
+def test_grouped_r2_is_the_least_squares_fit_on_each_feature():
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(600, 8)) + DIGITS @ rng.normal(size=(2, 8))
+    s = sap_score_matrix(codes, DIGITS, continuous_factors=True, feature_dim=4)
+    for k in range(2):
+        for j in range(2):
+            block = codes[:, 4 * k:4 * k + 4]
+            want = LinearRegression().fit(block, DIGITS[:, j]).score(block, DIGITS[:, j])
+            assert s[k, j] == pytest.approx(want, rel=1e-9)
+    # one dimension per feature: the squared correlation of the usual SAP
+    np.testing.assert_allclose(sap_score_matrix(codes, DIGITS, continuous_factors=True,
+                                                feature_dim=1),
+                               sap_score_matrix(codes, DIGITS, continuous_factors=True))
+
+
+def test_grouped_svm_is_one_classifier_per_feature():
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(1)
+    codes = grouped(DIGITS, np.array([[1.0, 0.0], [0.0, 1.0]]), rng, d=3)
+    s = sap_score_matrix(codes[::2], DIGITS[::2], codes[1::2], DIGITS[1::2], feature_dim=3)
+    clf = LinearSVC(C=0.01, class_weight="balanced", random_state=0)
+    clf.fit(codes[::2, 3:], DIGITS[::2, 1])
+    assert s.shape == (2, 2)
+    assert s[1, 1] == pytest.approx(np.mean(clf.predict(codes[1::2, 3:]) == DIGITS[1::2, 1]))
+
+
+@pytest.mark.parametrize("mix, low, high", [
+    ([[1.0, 0.0], [0.0, 1.0]], 0.95, 1.0),  # each factor in its own feature
+    ([[0.0, 1.0], [1.0, 0.0]], 0.95, 1.0),  # the features swapped: the same score
+    ([[1.0, 1.0], [1.0, -1.0]], 0.0, 0.05),  # both factors in both features
+    ([[0.0, 0.0], [0.0, 0.0]], 0.0, 0.05),  # noise only
+])
+def test_grouped_sap_on_codes_of_known_score(mix, low, high):
+    rng = np.random.default_rng(2)
+    codes = grouped(DIGITS, np.array(mix), rng)
+    score = sap(codes, DIGITS, continuous_factors=True, feature_dim=16)["SAP_score"]
+    assert low <= score <= high
+
+
+def test_grouped_sap_errors():
+    codes = np.random.default_rng(3).normal(size=(600, 32))
+    with pytest.raises(ValueError, match="whole number of features"):
+        sap(codes, DIGITS, continuous_factors=True, feature_dim=5)
+    with pytest.raises(ValueError, match="at least 2 code dimensions or features"):
+        sap(codes, DIGITS, continuous_factors=True, feature_dim=32)
+    with pytest.raises(ValueError, match="positive integer"):
+        sap(codes, DIGITS, continuous_factors=True, feature_dim=0)

@@ -38,6 +38,12 @@ def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
     assert (ablation.step_fraction, ablation.batch_size, ablation.metrics) == (
         oat.step_fraction, oat.batch_size, oat.metrics)
     assert trial_key(ablation.points()[0], 0) == "dsprites-oat-num_z15-seed0"
+    # Table 3 of the intervention-based paper: K_Z = 2 features of D_Z = 16 (ints), λ1 = 1
+    digits = studies.get("intervention_digits")
+    assert digits.planned() == 3 * 2 * 3 and digits.metrics == ("sap",)
+    grouped = [s for a in digits.arms if a.method == "intervention" for s in a.settings]
+    assert grouped == [{"num_features": 2, "feature_dim": 16, "lambda_in": 1.0}]
+    assert all(isinstance(grouped[0][k], int) for k in ("num_features", "feature_dim"))
     with pytest.raises(ValueError, match="unknown study"):
         studies.get("nope")
     with pytest.raises(ValueError, match="unknown method"):
@@ -153,6 +159,26 @@ def test_correlated_training_sets_score_on_the_held_out_test_set():
     assert obs.shape == (5, 64, 64, 1)
     with pytest.raises(ValueError, match="training set"):
         load_data("dsprites:skewed", TINY, "cpu")
+
+
+def test_painted_digits_train_and_score_on_separate_handwriting():
+    """Nothing of the digits' 100-cell grid is held out: the correlated (or independent) set
+    is drawn from the train split's handwriting and the scores from the test split's."""
+    from dlib import scales
+    from dlib.data.correlated import joint_histogram
+
+    cpu = scales.get("cpu")
+    data, train, test = load_data("colored_digits:correlated", cpu, "cpu")
+    assert (data.per_digit, test.per_digit) == (139, 35) and data.image_shape == (3, 32, 32)
+    assert test.image_shape == (3, 32, 32) and len(train) == 60_000
+    assert not set(data.source_index.ravel()) & set(test.source_index.ravel())
+    def diagonal_share(d):  # the share of draws whose digit equals their colour
+        drawn = d.factors[d.positions].cpu().numpy()
+        return np.trace(joint_histogram(drawn, (0, 1), (10, 10))) / len(drawn)
+
+    _, indep, _ = load_data("colored_digits:independent", cpu, "cpu")
+    assert diagonal_share(train) > 0.15 and diagonal_share(indep) < 0.12  # band vs 1 in 10
+    assert load_data("colored_digits", cpu, "cpu")[0].per_digit == 174  # no split: all
 
 
 def test_deft_trackers_measure_at_the_stage_ends_and_trace_points():
@@ -570,3 +596,39 @@ def test_failure_table_counts_mig_below_a_tenth_and_can_leave_out_untrained_arms
     assert short.rows[0] == ["DEFT", f"25 % [{low:.0f}, {high:.0f}] (n=4)", "8.0 %"]
     assert short.rows[1][0] == "β-VAE" and short.rows[1][2] == "47.7 %"
     assert len(short.rows) == 2
+
+
+def test_features_of_several_dimensions_reach_the_metrics_that_read_features():
+    """The intervention-based model's code of K_Z features of D_Z dimensions is scored by
+    feature where the metric reads features (SAP, the translation metric), and SAP then
+    equals the grouped SAP computed by hand on the same codes."""
+    from dlib.methods import Intervention
+    from dlib.metrics.sap import sap
+    from dlib.metrics.toy import FactorsAsObservations
+
+    torch.manual_seed(0)
+    grouped = Intervention((3, 32, 32), num_features=2, feature_dim=4).eval()
+    plain = Intervention((3, 32, 32)).eval()
+    assert _ctx(grouped).metric_options("sap") == {"feature_dim": 4}
+    assert _ctx(grouped).metric_options("translation")["feature_dim"] == 4
+    assert "feature_dim" not in _ctx(grouped).metric_options("dci")  # reads dimensions
+    assert _ctx(plain).metric_options("sap") == {}
+
+    class Images(FactorsAsObservations):  # the factors drawn as 3 × 32 × 32 images
+        def sample_observations_from_factors(self, factors, random_state):
+            x = super().sample_observations_from_factors(factors, random_state)
+            v = x.reshape(len(x), -1)[:, [0, 1, 0]] / 4.0
+            return np.ascontiguousarray(np.broadcast_to(v[:, None, None], (len(x), 32, 32, 3)))
+
+    data = Images((3, 4))
+    study = studies.Study("t", "t", (studies.Arm("intervention"),), metrics=("sap",))
+    scale = Scale("tiny", "test", steps=8, metrics={"sap": {"num_train": 60, "num_test": 40}})
+    ctx = Context(grouped, 0, 8, study, scale, data, None, "toy")
+    got = EVALUATORS["metrics"].final(ctx)["scores"]["sap"]
+    from dlib.metrics.utils import sample_codes_factors, torch_representation
+
+    rs = np.random.RandomState(0)  # the metric's own draws, repeated
+    represent = torch_representation(grouped.represent, device="cpu")
+    z_tr, f_tr = sample_codes_factors(data, represent, 60, rs)
+    z_te, f_te = sample_codes_factors(data, represent, 40, rs)
+    assert got == pytest.approx(sap(z_tr, f_tr, z_te, f_te, feature_dim=4)["SAP_score"])

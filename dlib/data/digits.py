@@ -15,7 +15,10 @@ drawn uniformly for each observation. To keep the grid full, each digit keeps it
 examples in file order (K = the smallest per-digit count, or ``per_digit=``). The stored image
 of (digit, colour) is ``(K + 3, h, w)`` uint8: the K grey examples at their native size, then
 three constant planes holding the paint colour (x 255); :meth:`observe` picks an example,
-upscales it and paints it on the device. Correlating digit and colour, as the paper does, is
+upscales it and paints it on the device. ``image_size=32`` draws the same picture on a
+32 x 32 canvas (the CPU scale), and ``ColoredDigits(split="train" / "test")`` splits every
+digit's examples 80 / 20, so that a model can be scored on handwriting it never saw.
+Correlating digit and colour, as the paper does, is
 :func:`dlib.data.correlated.correlated_split` with ``factors=("digit", "color")``.
 """
 
@@ -164,22 +167,39 @@ def load_mnist(
 
 
 # ---- painting -----------------------------------------------------------------------------------
-def paint_digits(grey: torch.Tensor, colours: torch.Tensor, inner: int) -> torch.Tensor:
-    """Painted digits (N, 3, 64, 64) float32 in [0, 1] from grey (N, 1, h, w) in [0, 1] and
-    colours (N, 3): upscale to ``inner`` pixels (bicubic, clamped), centre on a black 64 x 64
+def paint_digits(grey: torch.Tensor, colours: torch.Tensor, inner: int,
+                 canvas: int = CANVAS) -> torch.Tensor:
+    """Painted digits (N, 3, canvas, canvas) float32 in [0, 1] from grey (N, 1, h, w) in [0, 1]
+    and colours (N, 3): upscale to ``inner`` pixels (bicubic, clamped), centre on a black
     canvas, multiply by the colour."""
+    if not 1 <= inner <= canvas:
+        raise ValueError(f"inner must lie in [1, canvas={canvas}], got {inner}")
     up = F.interpolate(grey, size=(inner, inner), mode="bicubic", align_corners=False)
-    pad = (CANVAS - inner) // 2
-    up = F.pad(up.clamp_(0.0, 1.0), (pad, CANVAS - inner - pad, pad, CANVAS - inner - pad))
+    pad = (canvas - inner) // 2
+    up = F.pad(up.clamp_(0.0, 1.0), (pad, canvas - inner - pad, pad, canvas - inner - pad))
     return up * colours[:, :, None, None]
+
+
+#: image sizes the painted digits are drawn at (64: the paper's; 32: the CPU scale's)
+IMAGE_SIZES = (64, 32)
+#: the share of every digit's examples that ``split="test"`` holds out (the last ones in file
+#: order); ``"train"`` keeps the rest
+TEST_FRACTION = 0.2
+SPLITS = ("all", "train", "test")
 
 
 class _PaintedDigits(GroundTruthData):
     """Shared machinery: grey examples grouped by digit, painted in ten colours."""
 
-    inner = CANVAS  # size the grey examples are upscaled to before the margin
+    inner = CANVAS  # size the grey examples are upscaled to before the margin, at 64 x 64
+    image_sizes = IMAGE_SIZES
 
-    def __init__(self, grey: np.ndarray, labels: np.ndarray, per_digit: int | None):
+    def __init__(self, grey: np.ndarray, labels: np.ndarray, per_digit: int | None,
+                 image_size: int = CANVAS, examples: str = "all"):
+        self.image_size = self._checked_image_size(image_size)
+        self.inner_size = round(self.inner * self.image_size / CANVAS)
+        if examples not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {examples!r}")
         counts = np.bincount(labels, minlength=10)
         if (counts == 0).any():
             raise ValueError(
@@ -190,10 +210,17 @@ class _PaintedDigits(GroundTruthData):
             raise ValueError(
                 f"per_digit must lie in [1, {counts.min()}] (the rarest digit's count), got {k}"
             )
-        # examples[d, j] = the j-th example of digit d in file order
+        # examples[d, j] = the j-th example of digit d in file order; a split keeps a slice
+        keep = np.arange(k)
+        if examples != "all":
+            n_test = int(round(TEST_FRACTION * k))
+            if n_test < 1 or n_test >= k:
+                raise ValueError(f"per_digit = {k} examples cannot be split into train and test")
+            keep = keep[k - n_test:] if examples == "test" else keep[:k - n_test]
+        k = len(keep)
         order = np.argsort(labels, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        pick = order[starts[:, None] + np.arange(k)[None, :]]
+        pick = order[starts[:, None] + keep[None, :]]
         self.examples = grey[pick]  # (10, K, h, w) uint8
         self.source_index = pick  # (10, K): row in the source arrays
         self.per_digit = k
@@ -220,7 +247,7 @@ class _PaintedDigits(GroundTruthData):
 
     @property
     def observation_shape(self) -> tuple[int, int, int]:
-        return (CANVAS, CANVAS, 3)
+        return (self.image_size, self.image_size, 3)
 
     def images_from_classes(
         self, classes: torch.Tensor, device: torch.device | str | None = None
@@ -237,12 +264,12 @@ class _PaintedDigits(GroundTruthData):
         rows = torch.arange(n, device=stored.device)
         grey = stored[rows, example].unsqueeze(1).float() / 255.0
         colours = stored[:, k:, 0, 0].float() / 255.0
-        return paint_digits(grey, colours, self.inner)
+        return paint_digits(grey, colours, self.inner_size, self.image_size)
 
     def observe(
         self, stored: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Painted observations (N, 3, 64, 64) float32, one random example per row."""
+        """Painted observations (N, 3, S, S) float32, one random example per row."""
         expected = (self.per_digit + 3, *self.stored.shape[2:])
         if stored.dtype != torch.uint8 or tuple(stored.shape[1:]) != expected:
             raise ValueError(
@@ -268,18 +295,22 @@ class ColoredDigits(_PaintedDigits):
     """scikit-learn's 8 x 8 handwritten digits, upscaled to 64 x 64 and painted in ten colours.
 
     Factors digit (10) and colour (10); the example (K = 174 per digit by default, the rarest
-    digit's count) is nuisance. Needs no file.
+    digit's count) is nuisance. Needs no file. ``split="train"`` / ``"test"`` keep the first 80 %
+    / the last 20 % of every digit's K examples (139 / 35): a test set of handwriting the model
+    never saw, painted in every colour, as the paper paints MNIST's test file (Part V).
+    ``image_size`` 32 draws the same picture on a 32 x 32 canvas (the CPU scale).
     """
 
     name = "colored_digits"
     inner = 48
 
-    def __init__(self, per_digit: int | None = None):
+    def __init__(self, per_digit: int | None = None, split: str = "all",
+                 image_size: int = CANVAS):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         grey = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # values 0..16
-        super().__init__(grey, digits.target.astype(np.int64), per_digit)
+        super().__init__(grey, digits.target.astype(np.int64), per_digit, image_size, split)
 
 
 class MnistColored(_PaintedDigits):
@@ -298,6 +329,7 @@ class MnistColored(_PaintedDigits):
         split: str = "train",
         per_digit: int | None = None,
         md5: dict[str, str] | None = None,
+        image_size: int = CANVAS,
     ):
         if path is None:
             raise ValueError(
@@ -305,4 +337,4 @@ class MnistColored(_PaintedDigits):
                 "(dlib.data.load('colored_digits') needs no file)"
             )
         grey, labels = load_mnist(path, split, md5)
-        super().__init__(grey, labels, per_digit)
+        super().__init__(grey, labels, per_digit, image_size)

@@ -12,6 +12,7 @@ the record. A study names its evaluators; a new one is a function and one line i
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,21 @@ class Context:
         """The scale's options of metric/evaluator ``name`` over ``defaults``."""
         return {**defaults, **self.scale.metric_options(name)}
 
+    @property
+    def feature_dim(self) -> int:
+        """Dimensions per code feature (D_Z of the intervention-based model; 1 elsewhere)."""
+        return int(getattr(getattr(self.method, "config", None), "feature_dim", 1))
+
+    def metric_options(self, name: str) -> dict[str, Any]:
+        """The scale's options of metric ``name``, and ``feature_dim`` where the code's features
+        have several dimensions and the metric reads features (SAP, the translation metric)."""
+        from dlib.metrics import METRICS
+
+        opts = self.scale.metric_options(name)
+        if self.feature_dim > 1 and "feature_dim" in inspect.signature(METRICS[name]).parameters:
+            opts["feature_dim"] = self.feature_dim
+        return opts
+
     def represent(self) -> Callable[[np.ndarray], np.ndarray]:
         """The model's representation as the metrics call it (images in, codes out)."""
         from dlib.metrics.utils import torch_representation
@@ -107,7 +123,7 @@ def metric_scores(ctx: Context) -> dict[str, Any]:
     full: dict[str, dict[str, float]] = {}
     for name in ctx.study.metrics:
         out = compute(name, ctx.data, represent, np.random.RandomState(ctx.metric_seed),
-                      **ctx.scale.metric_options(name))
+                      **ctx.metric_options(name))
         full[name] = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
         for score, key in HEADLINE.get(name, {}).items():
             if key in out:  # (a downstream run at a scale's smaller sizes lacks the others)
@@ -268,7 +284,7 @@ def translation(ctx: Context) -> dict[str, Any]:
     """The image-translation loss (:mod:`dlib.metrics.translation`) and its dead features."""
     from dlib.metrics import compute
 
-    opts = ctx.options("translation", num_train=512, num_test=512, num_pairs=2)
+    opts = {"num_train": 512, "num_test": 512, "num_pairs": 2, **ctx.metric_options("translation")}
     out = compute("translation", ctx.data, ctx.represent(),
                   np.random.RandomState(ctx.metric_seed), decode=_decoder(ctx.method),
                   device=ctx.device, **opts)
