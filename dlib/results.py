@@ -211,7 +211,9 @@ class Result:
         return self._arrays
 
     def note(self) -> str:
-        """One line saying which run produced this result."""
+        """One line saying which run produced this result. The profile is named only where it
+        sized the run: a ``python -m dlib.…`` tool is sized by its command line, which the note
+        shows (naming the profile there would make a CPU-scale result read as a smoke test)."""
         p = self.provenance
         dirty = p.get("dirty")
         state = " (dirty)" if dirty else (" (tree state unknown)" if dirty is None else "")
@@ -219,8 +221,11 @@ class Result:
         when = (p.get("started_utc") or "?")[:10]
         wall = p.get("wall_s")
         took = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""
-        return (f"Results of `{p.get('command', '?')}` at {commit} on {p.get('device', '?')}, "
-                f"{when}{took} ({p.get('profile', '?')} profile).")
+        command = str(p.get("command", "?"))
+        profile = "" if command.startswith("python -m dlib.") else \
+            f" ({p.get('profile', '?')} profile)"
+        return (f"Results of `{command}` at {commit} on {p.get('device', '?')}, "
+                f"{when}{took}{profile}.")
 
     def __repr__(self) -> str:
         return f"Result({self.path.name}: {self.note()})"

@@ -28,7 +28,13 @@ def test_save_load_round_trip(tmp_path):
     p = res.provenance
     assert p["command"] == "python -m something" and p["steps"] == 7
     assert set(p) >= {"commit", "dirty", "device", "torch", "started_utc", "wall_s", "profile"}
-    assert "python -m something" in res.note()
+    note = res.note()
+    assert "python -m something" in note and ("(quick profile)" in note or "(full profile)" in note)
+    # a dlib tool is sized by its command line, not by the profile: the note does not name it
+    results.save("tool", {}, results.Provenance("python -m dlib.cpu_scale probe --steps 9")
+                 .finish(), root=tmp_path)
+    tool = results.load("tool", root=tmp_path).note()
+    assert "--steps 9" in tool and "profile" not in tool
 
 
 def test_non_finite_numbers_become_null(tmp_path):
