@@ -172,6 +172,7 @@ def test_painted_digits_train_and_score_on_separate_handwriting():
     assert (data.per_digit, test.per_digit) == (139, 35) and data.image_shape == (3, 32, 32)
     assert test.image_shape == (3, 32, 32) and len(train) == 60_000
     assert not set(data.source_index.ravel()) & set(test.source_index.ravel())
+
     def diagonal_share(d):  # the share of draws whose digit equals their colour
         drawn = d.factors[d.positions].cpu().numpy()
         return np.trace(joint_histogram(drawn, (0, 1), (10, 10))) / len(drawn)
@@ -609,10 +610,10 @@ def test_features_of_several_dimensions_reach_the_metrics_that_read_features():
     torch.manual_seed(0)
     grouped = Intervention((3, 32, 32), num_features=2, feature_dim=4).eval()
     plain = Intervention((3, 32, 32)).eval()
-    assert _ctx(grouped).metric_options("sap") == {"feature_dim": 4}
-    assert _ctx(grouped).metric_options("translation")["feature_dim"] == 4
-    assert "feature_dim" not in _ctx(grouped).metric_options("dci")  # reads dimensions
-    assert _ctx(plain).metric_options("sap") == {}
+    assert _ctx(grouped).options("sap") == {"feature_dim": 4}
+    assert _ctx(grouped).options("translation")["feature_dim"] == 4
+    assert "feature_dim" not in _ctx(grouped).options("dci")  # reads dimensions
+    assert _ctx(plain).options("sap") == {}
 
     class Images(FactorsAsObservations):  # the factors drawn as 3 × 32 × 32 images
         def sample_observations_from_factors(self, factors, random_state):

@@ -74,22 +74,21 @@ class Context:
     def device(self) -> torch.device:
         return next(self.method.parameters()).device
 
-    def options(self, name: str, **defaults: Any) -> dict[str, Any]:
-        """The scale's options of metric/evaluator ``name`` over ``defaults``."""
-        return {**defaults, **self.scale.metric_options(name)}
-
     @property
     def feature_dim(self) -> int:
         """Dimensions per code feature (D_Z of the intervention-based model; 1 elsewhere)."""
         return int(getattr(getattr(self.method, "config", None), "feature_dim", 1))
 
-    def metric_options(self, name: str) -> dict[str, Any]:
-        """The scale's options of metric ``name``, and ``feature_dim`` where the code's features
-        have several dimensions and the metric reads features (SAP, the translation metric)."""
+    def options(self, name: str, **defaults: Any) -> dict[str, Any]:
+        """The scale's options of metric/evaluator ``name`` over ``defaults``, and
+        ``feature_dim`` where the code's features have several dimensions and metric ``name``
+        reads features (SAP, the translation metric)."""
         from dlib.metrics import METRICS
 
-        opts = self.scale.metric_options(name)
-        if self.feature_dim > 1 and "feature_dim" in inspect.signature(METRICS[name]).parameters:
+        opts = {**defaults, **self.scale.metric_options(name)}
+        metric = METRICS.get(name)
+        if (self.feature_dim > 1 and metric is not None
+                and "feature_dim" in inspect.signature(metric).parameters):
             opts["feature_dim"] = self.feature_dim
         return opts
 
@@ -123,7 +122,7 @@ def metric_scores(ctx: Context) -> dict[str, Any]:
     full: dict[str, dict[str, float]] = {}
     for name in ctx.study.metrics:
         out = compute(name, ctx.data, represent, np.random.RandomState(ctx.metric_seed),
-                      **ctx.metric_options(name))
+                      **ctx.options(name))
         full[name] = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
         for score, key in HEADLINE.get(name, {}).items():
             if key in out:  # (a downstream run at a scale's smaller sizes lacks the others)
@@ -166,7 +165,7 @@ def encoded_metrics(ctx: Context) -> dict[str, Any]:
     for name in ctx.study.metrics:
         start = time.perf_counter()
         out = compute(name, enc, enc.mean, np.random.RandomState(ctx.metric_seed),
-                      **ctx.scale.metric_options(name))
+                      **ctx.options(name))
         seconds[name] = round(time.perf_counter() - start, 2)
         full[name] = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
         for score, key in HEADLINE.get(name, {}).items():
@@ -175,7 +174,7 @@ def encoded_metrics(ctx: Context) -> dict[str, Any]:
     if "unsupervised" in ctx.study.metrics:
         out = compute("unsupervised", enc, enc.sampled(seed=ctx.metric_seed),
                       np.random.RandomState(ctx.metric_seed),
-                      **ctx.scale.metric_options("unsupervised"))
+                      **ctx.options("unsupervised"))
         full["unsupervised_sampled"] = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
         scores.update({s: float(out[k]) for s, k in SAMPLED_HEADLINE.items()})
     mean, logvar = torch.from_numpy(codes.mean), torch.from_numpy(codes.logvar)
@@ -284,7 +283,7 @@ def translation(ctx: Context) -> dict[str, Any]:
     """The image-translation loss (:mod:`dlib.metrics.translation`) and its dead features."""
     from dlib.metrics import compute
 
-    opts = {"num_train": 512, "num_test": 512, "num_pairs": 2, **ctx.metric_options("translation")}
+    opts = ctx.options("translation", num_train=512, num_test=512, num_pairs=2)
     out = compute("translation", ctx.data, ctx.represent(),
                   np.random.RandomState(ctx.metric_seed), decode=_decoder(ctx.method),
                   device=ctx.device, **opts)
@@ -310,7 +309,7 @@ def _mig(ctx: Context, step: int) -> float:
     from dlib.metrics import compute
 
     out = compute("mig", ctx.data, ctx.represent(), np.random.RandomState(ctx.metric_seed),
-                  **ctx.scale.metric_options("mig"))
+                  **ctx.options("mig"))
     ctx.method.train()
     return float(out["discrete_mig"])
 
