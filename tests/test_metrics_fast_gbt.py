@@ -55,3 +55,38 @@ def test_labels_constant_features_and_errors():
     assert set(model.predict(x)) <= {"a", "b", "c"}
     with pytest.raises(ValueError, match="at least 2 classes"):
         FastGradientBoosting().fit(x, np.zeros(len(x), int))
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 127, 128, 129, 300, 1000, 4099])
+def test_pairwise_sum_is_numpys_sum_to_the_bit(n):
+    """The leaf values' means must round as np.average's do, or the trees drift from sklearn's."""
+    from dlib.metrics.fast_gbt import _pairwise_sum
+
+    rng = np.random.default_rng(n)
+    for offset in (0, 3):
+        a = rng.normal(size=n) * 10.0 ** rng.uniform(-6, 6, size=n)
+        padded = np.concatenate([rng.normal(size=offset), a, rng.normal(size=2)])
+        assert _pairwise_sum(padded, offset, n) == np.sum(a)
+        assert _pairwise_sum(padded, offset, n) / n == np.average(a, weights=np.ones(n))
+
+
+def test_newton_values_match_a_per_leaf_numpy_loop():
+    from dlib.metrics.fast_gbt import _newton_values
+
+    rng = np.random.default_rng(5)
+    n, cap, factor = 700, 15, 2 / 3
+    feat = np.array([0, 1, 2, -1, -1, -1, -1] + [0] * 8)  # three splits, four leaves (3..6)
+    leaves = rng.choice([3, 4, 5, 6], size=n, p=[0.05, 0.15, 0.3, 0.5])
+    target, yi = rng.normal(scale=0.3, size=n), rng.integers(0, 3, n)
+    value = np.zeros(cap)
+    _newton_values(leaves, target, yi, 1, feat, 7, factor, value)
+    for leaf in range(cap):
+        idx = np.nonzero(leaves == leaf)[0]
+        if feat[leaf] >= 0 or leaf >= 7:
+            assert value[leaf] == 0.0
+            continue
+        g = target[idx]
+        prob = (yi[idx] == 1).astype(float) - g
+        num = np.average(g, weights=np.ones(len(idx))) * factor
+        den = np.average(prob * (1 - prob), weights=np.ones(len(idx)))
+        assert value[leaf] == num / den

@@ -7,8 +7,9 @@ grows the same trees from features sorted once (kept sorted through the splits b
 partitions), and follows sklearn step by step where the numbers depend on it: the splitter's
 random feature order (its xorshift ``rand_r`` seeded per tree from ``random_state``, with the
 same constant-feature bookkeeping, so ties break alike), the criterion's running sums (forward
-or from the right end), the sample order of each node, Newton leaf values computed with
-``np.average`` as sklearn does, and the prior initialisation. With the same ``random_state`` it
+or from the right end), the sample order of each node, the Newton leaf values (NumPy's pairwise
+sum, re-implemented, as ``np.average`` computes the means) and the prior initialisation. With
+the same ``random_state`` it
 gives sklearn's model up to rounding in rare exact ties; the tests compare the two.
 
 Needs numba (``pip install numba``); :data:`HAVE_NUMBA` says whether it is there.
@@ -242,6 +243,95 @@ def _apply(x, feat, thr, left, right):
 
 
 @_njit
+def _block_sum(a, lo, n):
+    """NumPy's sum of at most 128 float64 values: one by one below eight, else eight running
+    sums combined pairwise, then the remainder one by one."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    end = n - (n % 8)
+    while i < end:
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_njit
+def _pairwise_sum(a, lo, n):
+    """NumPy's float64 ``sum`` of ``a[lo:lo + n]``, bit for bit: blocks of at most 128 values
+    (:func:`_block_sum`), longer runs halved at a multiple of eight and the halves added. The
+    recursion runs on an explicit stack (numba's on-disk cache mishandles recursive functions)."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    starts = np.empty(128, np.int64)
+    sizes = np.empty(128, np.int64)
+    split = np.zeros(128, np.bool_)
+    sums = np.empty(128)
+    top, done = 0, 0
+    starts[0], sizes[0] = lo, n
+    while top >= 0:
+        start, size = starts[top], sizes[top]
+        if size <= 128:
+            sums[done] = _block_sum(a, start, size)
+            done += 1
+            top -= 1
+        elif split[top]:  # both halves summed: left below right
+            sums[done - 2] = sums[done - 2] + sums[done - 1]
+            done -= 1
+            top -= 1
+        else:
+            half = size // 2
+            half -= half % 8
+            split[top] = True
+            starts[top + 1], sizes[top + 1], split[top + 1] = start + half, size - half, False
+            starts[top + 2], sizes[top + 2], split[top + 2] = start, half, False
+            top += 2
+    return sums[0]
+
+
+@_njit
+def _newton_values(leaves, target, yi, cls, feat, count, factor, value):
+    """sklearn's Newton step in every leaf: ``value = factor * mean(g) / mean(p (1 - p))`` over
+    the leaf's rows in row order, with ``p = [y == cls] - g`` and ``g`` the negative gradient.
+    The means are NumPy's (``np.average`` with unit weights: pairwise sum, then divide by the
+    count), so the values equal sklearn's to the bit."""
+    n = leaves.shape[0]
+    grad = np.empty(n)
+    hess = np.empty(n)
+    for leaf in range(count):
+        if feat[leaf] >= 0:
+            continue
+        m = 0
+        for i in range(n):
+            if leaves[i] == leaf:
+                g = target[i]
+                prob = (1.0 if yi[i] == cls else 0.0) - g
+                grad[m] = g
+                hess[m] = prob * (1 - prob)
+                m += 1
+        num = _pairwise_sum(grad, 0, m) / m * factor
+        den = _pairwise_sum(hess, 0, m) / m
+        value[leaf] = 0.0 if abs(den) < 1e-150 else num / den
+
+
+@_njit
 def _neg_gradient(raw, y, num_classes):
     """Negative gradient of sklearn's half binomial / multinomial loss, scalar libm ``exp`` as
     in its Cython loops (NumPy's vectorised exp may differ in the last bit)."""
@@ -317,8 +407,9 @@ class FastGradientBoosting:
         buf = np.empty(n, np.int64)
         importances = []
         factor = 1.0 if k == 2 else (k - 1) / k
+        yi64 = yi.astype(np.int64)
         for _ in range(self.n_estimators):
-            neg = _neg_gradient(raw, yi.astype(np.int64), k)
+            neg = _neg_gradient(raw, yi64, k)
             stage = []
             for c in range(trees):
                 state = np.array([rs.randint(0, _RAND_R_MAX)], dtype=np.int64)
@@ -336,15 +427,7 @@ class FastGradientBoosting:
                     importances.append(imp)
                 value = np.zeros(cap)
                 leaves = _apply(x, feat, thr, left, right)
-                y_c = (yi == (1 if k == 2 else c)).astype(np.float64)
-                for leaf in np.flatnonzero(feat[:count] < 0):  # Newton step per leaf
-                    idx = np.nonzero(leaves == leaf)[0]
-                    neg_g = target.take(idx)
-                    prob = y_c.take(idx) - neg_g
-                    sw = np.ones(len(idx))
-                    num = np.average(neg_g, weights=sw) * factor
-                    den = np.average(prob * (1 - prob), weights=sw)
-                    value[leaf] = 0.0 if abs(den) < 1e-150 else float(num) / float(den)
+                _newton_values(leaves, target, yi64, 1 if k == 2 else c, feat, count, factor, value)
                 raw[:, c] += self.learning_rate * value.take(leaves)
                 stage.append((feat, thr, left, right, value))
             self._trees.append(stage)
