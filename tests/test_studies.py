@@ -633,3 +633,20 @@ def test_features_of_several_dimensions_reach_the_metrics_that_read_features():
     z_tr, f_tr = sample_codes_factors(data, represent, 60, rs)
     z_te, f_te = sample_codes_factors(data, represent, 40, rs)
     assert got == pytest.approx(sap(z_tr, f_tr, z_te, f_te, feature_dim=4)["SAP_score"])
+
+
+def test_an_export_during_a_run_names_that_run_not_the_previous_one():
+    from dlib.studies.runner import unended_run
+
+    ended = [{"command": "run 1", "commit": "aaa", "started_utc": "2026-12-03T10:00:00Z",
+              "wall_s": 3600.0}]
+    old = {"command": "run 1", "commit": "aaa", "started_utc": "2026-12-03T10:30:00Z"}
+    new = [{"command": "run 2", "commit": "bbb", "started_utc": "2026-12-04T04:10:00Z"},
+           {"command": "run 2", "commit": "bbb", "started_utc": "2026-12-04T03:38:06Z"}]
+    assert unended_run(ended, [old]) is None  # every model belongs to an ended run
+    going = unended_run(ended, [old, *new])
+    assert going["commit"] == "bbb" and going["started_utc"] == "2026-12-04T03:38:06Z"
+    assert going["ended"] is False and going["wall_s"] is None
+    assert unended_run([], [old])["commit"] == "aaa"  # no run has ended yet
+    # a model that started while run 1 was still going is run 1's
+    assert unended_run(ended, [{**old, "started_utc": "2026-12-03T10:59:59Z"}]) is None

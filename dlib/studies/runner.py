@@ -14,6 +14,7 @@ their provenance into ``book/results/<study>/``.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
@@ -224,6 +225,42 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
                   datasets=datasets, out=out)
     return {**info, "exported_models": len(done)}
+
+
+def unended_run(runs: list[dict[str, Any]], provs: list[dict[str, Any]]
+                ) -> dict[str, Any] | None:
+    """The record of a run still going (or killed) at export, or ``None``.
+
+    A run writes its record to the experiment's log when it ends, so models that started after
+    every recorded run had ended (start + wall time) came from a run with no record yet; its
+    command, commit and start are taken from the first of those models. Without this, an export
+    during a run would name the previous run's commit for models the current one trained.
+    """
+    def when(text: Any) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+    ends = []
+    for r in runs:
+        try:
+            ends.append(when(r["started_utc"]) + datetime.timedelta(seconds=float(r["wall_s"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    later = []
+    for p in provs:
+        try:
+            start = when(p["started_utc"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if all(start > end for end in ends):
+            later.append(p)
+    if not later:
+        return None
+    first = min(later, key=lambda p: str(p.get("started_utc")))
+    return {**{k: first.get(k) for k in ("command", "commit", "dirty", "device", "started_utc",
+                                         "torch", "ray", "scale")},
+            "wall_s": None, "ended": False,
+            "note": "the run had not ended at export: its command, commit and start are those "
+                    "of its first exported model"}
 
 
 def parse_setting(text: str) -> tuple[str, dict[str, float]]:
@@ -439,13 +476,12 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
         keys.add(record["key"])
     log = _run_log(path)
     runs = json.loads(log.read_text()) if log.exists() else []
-    if not runs and provs:  # a run still going (or killed) has written no record yet
-        first = min(provs, key=lambda p: str(p.get("started_utc")))
-        runs = [{**{k: first.get(k) for k in ("command", "commit", "dirty", "device",
-                                               "started_utc", "torch", "ray", "scale")},
-                 "wall_s": None, "note": "the run had not ended at export: its command and "
-                 "start are those of its first exported model"}]
-    earlier = list(previous["provenance"].get("runs", [])) if previous else []
+    going = unended_run(runs, provs)
+    if going is not None:
+        runs.append(going)
+    # a run that had not ended at an earlier export is on record by now, or is entered again
+    earlier = [r for r in (previous["provenance"].get("runs", []) if previous else [])
+               if r.get("ended", True)]
     seen = {(r.get("command"), r.get("started_utc")) for r in earlier}
     runs = earlier + [r for r in runs if (r.get("command"), r.get("started_utc")) not in seen]
     export_prov = _results.Provenance(command_line).finish(scale=sc.name)
