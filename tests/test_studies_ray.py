@@ -136,6 +136,9 @@ def test_an_interrupted_study_resumes_and_trains_only_the_rest(cluster, tmp_path
     assert len(runs) == 2
     kept = runs[done[0]["key"]]
     assert kept == done[0]  # the finished model was not trained again
+    for run in runs.values():  # what each model cost in CPU, summed over the resume
+        assert run["cpu_seconds"]["train"] > 0 and run["cpu_seconds"]["evaluate"] > 0
+        assert run["cpu_seconds"]["models_in_trial"] == 1
     index = json.loads((tmp_path / "b" / "t_resume" / "index.json").read_text())
     assert len(index["provenance"]["runs"]) == 2  # both sessions are on record
 

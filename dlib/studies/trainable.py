@@ -200,6 +200,9 @@ def train_and_evaluate(config: dict[str, Any]) -> None:
         restored.to_directory(str(work))
         state = json.loads((work / "state.json").read_text())
     state["starts"].append(int(state["step"]))
+    # CPU seconds of this process, summed over resumes: what a model costs, whatever else the
+    # machine ran beside it (wall time on a shared two-core machine says little)
+    cpu_before, cpu_start = float(state.get("cpu_seconds", 0.0)), time.process_time()
     for ctx in contexts:
         ctx.tracks = {k: [tuple(v) for v in vals]
                       for k, vals in state["tracks"].get(str(ctx.seed), {}).items()}
@@ -221,6 +224,7 @@ def train_and_evaluate(config: dict[str, Any]) -> None:
                 for ctx in contexts:
                     ctx.tracks.setdefault(ev.name, []).append((step, ev.track(ctx, step)))
         state["step"] = step
+        state["cpu_seconds"] = cpu_before + time.process_time() - cpu_start
         state["tracks"] = {str(c.seed): {k: [list(v) for v in vals] for k, vals in
                                          c.tracks.items()} for c in contexts}
         (work / "state.json").write_text(json.dumps(_results._jsonable(state)))
@@ -239,6 +243,7 @@ def train_and_evaluate(config: dict[str, Any]) -> None:
                             trainer=_trainer(methods), batch_size=batch_size, seed=seeds[0],
                             log_every=log_every, show_progress=False)
     histories = history if isinstance(history, list) else [history]
+    train_cpu = cpu_before + time.process_time() - cpu_start
 
     for ctx, hist in zip(contexts, histories, strict=True):
         ctx.history = hist
@@ -250,11 +255,16 @@ def train_and_evaluate(config: dict[str, Any]) -> None:
         }
         ctx.record = record
         arrays: dict[str, np.ndarray] = {}
+        eval_start = time.process_time()
         for ev in evaluators:
             out = dict(ev.final(ctx))
             record["scores"].update(out.pop("scores", {}))
             arrays.update(out.pop("arrays", {}))
             record.update(out)
+        # training is shared by the seeds trained together in this trial (models_in_trial)
+        record["cpu_seconds"] = {"train": round(train_cpu, 1),
+                                 "evaluate": round(time.process_time() - eval_start, 1),
+                                 "models_in_trial": len(seeds)}
         record["arrays"] = sorted(arrays)
         record["history"] = history_summary(hist)
         record["starts"] = state["starts"]
