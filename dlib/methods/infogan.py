@@ -21,6 +21,16 @@ Batch normalisation as in the table; for WGAN-GP the critic has none in its conv
 layer normalisation in its FC layer (a gradient penalty per sample is meaningless with batch
 statistics). Adam with β = (0.5, 0.999), lr 1e-3 for G and 1e-4 for D/Q.
 
+Where the normalisation goes. The table writes each layer as "FC. 128 lReLU. batchnorm"; we
+normalise *before* the activation (layer → norm → activation), as DCGAN and the usual InfoGAN
+code do. Read literally (activation, then batch norm, then D's output layer), D cannot work: in
+training mode a batch norm's outputs average to its shift β over the batch, so the mean logit of
+an affine output layer on a batch is the same constant for *every* batch, and a discriminator
+shown real and fake images in separate batches cannot score one batch higher than the other.
+Its loss then sits at 2 log 2 and the generator gets no adversarial signal; this book's first
+CPU-scale InfoGAN run did exactly that (its result is kept in
+``book/results/cpu_scale/collapsed/``).
+
 Network size (the book's departure, not the paper's): ``width`` multiplies every channel and
 unit count of G and D/Q, and 32×32 images drop G's third up-convolution and D's first
 convolution (as :mod:`dlib.nets` does for the VAEs); the CPU scale of :mod:`dlib.scales` trains
@@ -84,15 +94,15 @@ class Generator(nn.Module):
         _check_size(image_size, width)
         c1, c2, units = _scaled(32, width), _scaled(64, width), _scaled(128, width)
         layers: list[nn.Module] = [
-            nn.Linear(latent, units), nn.ReLU(), nn.BatchNorm1d(units),
-            nn.Linear(units, 4 * 4 * c2), nn.ReLU(), nn.BatchNorm1d(4 * 4 * c2),
+            nn.Linear(latent, units), nn.BatchNorm1d(units), nn.ReLU(),
+            nn.Linear(units, 4 * 4 * c2), nn.BatchNorm1d(4 * 4 * c2), nn.ReLU(),
             nn.Unflatten(1, (c2, 4, 4)),
-            nn.ConvTranspose2d(c2, c2, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(c2),  # 8x8
-            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.LeakyReLU(0.2), nn.BatchNorm2d(c1),  # 16x16
+            nn.ConvTranspose2d(c2, c2, 4, 2, 1), nn.BatchNorm2d(c2), nn.LeakyReLU(0.2),  # 8x8
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.BatchNorm2d(c1), nn.LeakyReLU(0.2),  # 16x16
         ]
         if image_size == 64:  # built in order: the same random initialisation as the table's
-            layers += [nn.ConvTranspose2d(c1, c1, 4, 2, 1), nn.LeakyReLU(0.2),
-                       nn.BatchNorm2d(c1)]                                               # 32x32
+            layers += [nn.ConvTranspose2d(c1, c1, 4, 2, 1), nn.BatchNorm2d(c1),
+                       nn.LeakyReLU(0.2)]                                                # 32x32
         layers += [nn.ConvTranspose2d(c1, channels, 4, 2, 1), nn.Sigmoid()]  # 2x the size
         self.body = nn.Sequential(*layers)
 
@@ -118,21 +128,21 @@ class DiscriminatorQ(nn.Module):
         c1, c2, units = _scaled(32, width), _scaled(64, width), _scaled(128, width)
         if image_size == 64:
             first = [nn.Conv2d(channels, c1, 4, 2, 1), nn.LeakyReLU(0.2),              # 32x32
-                     nn.Conv2d(c1, c1, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(c1)]        # 16x16
+                     nn.Conv2d(c1, c1, 4, 2, 1), norm2d(c1), nn.LeakyReLU(0.2)]        # 16x16
         else:  # no normalisation on the input layer, as at 64x64
             first = [nn.Conv2d(channels, c1, 4, 2, 1), nn.LeakyReLU(0.2)]              # 16x16
         self.trunk = nn.Sequential(
             *first,
-            nn.Conv2d(c1, c2, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(c2),          # 8x8
-            nn.Conv2d(c2, c2, 4, 2, 1), nn.LeakyReLU(0.2), norm2d(c2),          # 4x4
+            nn.Conv2d(c1, c2, 4, 2, 1), norm2d(c2), nn.LeakyReLU(0.2),          # 8x8
+            nn.Conv2d(c2, c2, 4, 2, 1), norm2d(c2), nn.LeakyReLU(0.2),          # 4x4
             nn.Flatten(),
-            nn.Linear(c2 * 16, units), nn.LeakyReLU(0.2),
-            nn.LayerNorm(units) if wgan else nn.BatchNorm1d(units),
+            nn.Linear(c2 * 16, units),
+            nn.LayerNorm(units) if wgan else nn.BatchNorm1d(units), nn.LeakyReLU(0.2),
         )
         self.d_head = nn.Linear(units, 1)
         self.q_head = nn.Sequential(
-            nn.Linear(units, units), nn.LeakyReLU(0.2),
-            nn.LayerNorm(units) if wgan else nn.BatchNorm1d(units),
+            nn.Linear(units, units),
+            nn.LayerNorm(units) if wgan else nn.BatchNorm1d(units), nn.LeakyReLU(0.2),
             nn.Linear(units, 2 * num_continuous + num_categories),
         )
         self.k = num_continuous
