@@ -38,7 +38,7 @@ __all__ = ["train_and_score", "factor_latent_r2", "ABLATION", "GATES", "main", "
            "ablation_rows", "sweep_rows", "method_rows", "core_minutes", "gate_rows",
            "results_table", "seed_traversal", "plot_methods", "as_runs", "models",
            "study_models", "moves_in_one_latent", "STUDY", "spread_rows", "factor_kl_rows",
-           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK",
+           "plot_factor_kl", "plot_sweep", "annealed_gamma_trace", "GAMMA_CHECK", "CAPACITY_CHECK",
            "deft_thresholds", "pixels_changed", "THRESHOLD_CHECK",
            "COLLAPSED_SPREAD"]
 
@@ -248,6 +248,36 @@ def _gamma_check(a: argparse.Namespace) -> int:
     payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
                "runs": runs}
     path = results.save(f"{RESULT_FOLDER}/annealed_gamma", payload,
+                        prov.finish(threads=a.threads))
+    print(path)
+    return 0
+
+
+#: the capacity check: the study's collapsed AnnealedVAEs at γ = 250 were the fast ramps
+#: (C_max = 10, 50, 75, 100 at seed 0 collapsed, 5 and 25 did not), so the first steps are traced
+#: over C_max as well as γ, two seeds each
+CAPACITY_CHECK: tuple[tuple[float, float, int], ...] = tuple(
+    (gamma, c_max, seed) for gamma in (250.0, 100.0, 50.0) for c_max in (10.0, 50.0, 100.0)
+    for seed in (0, 1))
+
+
+def _capacity_check(a: argparse.Namespace) -> int:
+    from dlib import results
+
+    torch.set_num_threads(int(a.threads))
+    prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
+    runs = []
+    for gamma, c_max, seed in CAPACITY_CHECK:
+        t0 = time.perf_counter()
+        runs.append(annealed_gamma_trace(gamma, seed, steps=a.steps, c_max=c_max))
+        r = runs[-1]
+        r["c_max"] = c_max
+        print(f"γ = {gamma:g}, C_max = {c_max:g}, seed {seed}: recon {r['recon'][-1]:.1f}, "
+              f"KL {r['kl'][-1]:.2f} (C {r['capacity'][-1]:.2f}), spread {r['spread'][-1]:.3f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
+               "runs": runs}
+    path = results.save(f"{RESULT_FOLDER}/annealed_capacity", payload,
                         prov.finish(threads=a.threads))
     print(path)
     return 0
@@ -1019,6 +1049,10 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("gamma", help="AnnealedVAE's first steps at several γ (GAMMA_CHECK)")
     g.add_argument("--steps", type=int, default=2_000)
     g.add_argument("--threads", type=int, default=1)
+    c = sub.add_parser("capacity", help="AnnealedVAE's first steps over γ and C_max "
+                       "(CAPACITY_CHECK)")
+    c.add_argument("--steps", type=int, default=2_000)
+    c.add_argument("--threads", type=int, default=1)
     t = sub.add_parser("thresholds", help="dSprites' pixel changes at 64×64 and 32×32 and "
                        "information thresholds at 32×32 (THRESHOLD_CHECK), behind DEFT's "
                        "pressures at the CPU scale")
@@ -1041,6 +1075,8 @@ def main(argv: list[str] | None = None) -> int:
         return _score_checkpoint(a)
     if a.cmd == "gamma":
         return _gamma_check(a)
+    if a.cmd == "capacity":
+        return _capacity_check(a)
     if a.cmd == "thresholds":
         return _threshold_check(a)
     if a.cmd == "card":
