@@ -485,6 +485,17 @@ def test_annealed_gamma_trace_follows_one_continuous_run():
     assert all(np.isfinite(r["spread"])) and min(r["spread"]) > 0
 
 
+def test_capacity_check_traces_the_asked_capacity():
+    """The capacity check's runs ramp towards their own C_max (not the study's 25) and the
+    grid holds every γ × C_max × seed once."""
+    from dlib.cpu_scale import CAPACITY_CHECK, annealed_gamma_trace
+
+    assert len(set(CAPACITY_CHECK)) == len(CAPACITY_CHECK) == 3 * 3 * 2
+    r = annealed_gamma_trace(50.0, 1, steps=20, eval_every=20, num_eval=32, c_max=100.0)
+    assert r["options"]["c_max"] == 100.0 and r["options"]["gamma"] == 50.0
+    assert r["capacity"][0] == pytest.approx(100.0 * 9.5 / 13_333)  # mean over steps 0–19
+
+
 def test_every_dsprites_factor_changes_a_quarter_of_the_pixels_at_32x32():
     """The count behind the CPU scale's DEFT pressures (``dlib.scales``): by hand on one
     traversal, and the ratio of the two sizes for every factor."""
