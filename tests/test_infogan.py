@@ -152,3 +152,16 @@ def test_discriminator_separates_real_and_fake_batches(image_size):
     accuracy = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
     assert accuracy > 0.9
     assert m._d_real_fake(d_real, d_fake).item() < 0.75 * 2 * math.log(2)  # chance: 2 log 2
+
+
+def test_batch_separation_check_tells_the_two_layer_orders_apart():
+    """The chapter's layer-order check: activation → norm → output cannot separate two batches
+    seen apart (gap 0, loss 2 log 2); norm → activation can."""
+    import math
+
+    from dlib.methods.infogan import batch_separation_check
+
+    gap, loss = batch_separation_check(False)
+    assert abs(gap) < 1e-3 and loss == pytest.approx(2 * math.log(2), abs=1e-3)
+    gap, loss = batch_separation_check(True)
+    assert gap > 1.0 and loss < 1.0
