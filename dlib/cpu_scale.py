@@ -232,55 +232,35 @@ def annealed_gamma_trace(gamma: float, seed: int = 0, *, steps: int = 3_000,
     return out
 
 
-def _gamma_check(a: argparse.Namespace) -> int:
+def _trace_check(a: argparse.Namespace, grid: Any, name: str) -> int:
+    """Trace every (γ, C_max, seed) of ``grid`` for ``a.steps`` steps and save the runs as
+    ``cpu_scale/NAME`` with provenance (the γ and the capacity checks)."""
     from dlib import results
 
     torch.set_num_threads(int(a.threads))
     prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
     runs = []
-    for gamma, seed in GAMMA_CHECK:
+    for gamma, c_max, seed in grid:
         t0 = time.perf_counter()
-        runs.append(annealed_gamma_trace(gamma, seed, steps=a.steps))
-        r = runs[-1]
-        print(f"γ = {gamma:g}, seed {seed}: recon {r['recon'][-1]:.1f}, KL {r['kl'][-1]:.2f} "
-              f"(C {r['capacity'][-1]:.2f}), spread {r['spread'][-1]:.3f} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
-               "runs": runs}
-    path = results.save(f"{RESULT_FOLDER}/annealed_gamma", payload,
-                        prov.finish(threads=a.threads))
-    print(path)
-    return 0
-
-
-#: the capacity check: the study's collapsed AnnealedVAEs at γ = 250 were the fast ramps
-#: (C_max = 10, 50, 75, 100 at seed 0 collapsed, 5 and 25 did not), so the first steps are traced
-#: over C_max as well as γ, two seeds each
-CAPACITY_CHECK: tuple[tuple[float, float, int], ...] = tuple(
-    (gamma, c_max, seed) for gamma in (250.0, 100.0, 50.0) for c_max in (10.0, 50.0, 100.0)
-    for seed in (0, 1))
-
-
-def _capacity_check(a: argparse.Namespace) -> int:
-    from dlib import results
-
-    torch.set_num_threads(int(a.threads))
-    prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
-    runs = []
-    for gamma, c_max, seed in CAPACITY_CHECK:
-        t0 = time.perf_counter()
-        runs.append(annealed_gamma_trace(gamma, seed, steps=a.steps, c_max=c_max))
-        r = runs[-1]
+        r = annealed_gamma_trace(gamma, seed, steps=a.steps, c_max=c_max)
         r["c_max"] = c_max
+        runs.append(r)
         print(f"γ = {gamma:g}, C_max = {c_max:g}, seed {seed}: recon {r['recon'][-1]:.1f}, "
               f"KL {r['kl'][-1]:.2f} (C {r['capacity'][-1]:.2f}), spread {r['spread'][-1]:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
                "runs": runs}
-    path = results.save(f"{RESULT_FOLDER}/annealed_capacity", payload,
-                        prov.finish(threads=a.threads))
+    path = results.save(f"{RESULT_FOLDER}/{name}", payload, prov.finish(threads=a.threads))
     print(path)
     return 0
+
+
+#: the capacity check: the study's collapsed AnnealedVAEs at γ = 250 were C_max = 10, 50 and 75
+#: at seed 0 (5 and 25 did not collapse), so the first steps are traced over C_max as well as γ,
+#: two seeds each
+CAPACITY_CHECK: tuple[tuple[float, float, int], ...] = tuple(
+    (gamma, c_max, seed) for gamma in (250.0, 100.0, 50.0) for c_max in (10.0, 50.0, 100.0)
+    for seed in (0, 1))
 
 
 # ---- DEFT's pressures at the CPU scale -----------------------------------------------------------
@@ -1074,9 +1054,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "score":
         return _score_checkpoint(a)
     if a.cmd == "gamma":
-        return _gamma_check(a)
+        return _trace_check(a, [(g, 25.0, seed) for g, seed in GAMMA_CHECK], "annealed_gamma")
     if a.cmd == "capacity":
-        return _capacity_check(a)
+        return _trace_check(a, CAPACITY_CHECK, "annealed_capacity")
     if a.cmd == "thresholds":
         return _threshold_check(a)
     if a.cmd == "card":
