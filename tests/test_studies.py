@@ -445,7 +445,7 @@ def test_the_cpu_scales_change_annealed_vaes_gamma_and_a_setting_still_wins():
     point = {"dataset": "dsprites", "method": "annealed_vae", "setting": {"c_max": 25.0}}
     for name in ("cpu", "cpu_short"):
         methods, options = build_methods(point, [0], 100, 64, (1, 32, 32), 1000, SCALES[name])
-        assert options["gamma"] == 250.0 and methods[0].config.gamma == 250.0
+        assert options["gamma"] == 50.0 and methods[0].config.gamma == 50.0
         assert methods[0].config.c_max == 25.0 and options["iteration_threshold"] == 33
     _, full = build_methods(point, [0], 100, 64, (1, 64, 64), 1000, SCALES["full"])
     assert "gamma" not in full  # the study's 1000 at full scale
@@ -454,7 +454,7 @@ def test_the_cpu_scales_change_annealed_vaes_gamma_and_a_setting_still_wins():
     assert opts["gamma"] == 1000.0
     # a trial's config carries the scale as a dict: the method options survive the round trip
     cpu = SCALES["cpu"]
-    assert type(cpu)(**dataclasses.asdict(cpu)).options_of("annealed_vae") == {"gamma": 250.0}
+    assert type(cpu)(**dataclasses.asdict(cpu)).options_of("annealed_vae") == {"gamma": 50.0}
     assert cpu.options_of("beta_vae") == {}
 
 
@@ -527,13 +527,64 @@ def test_export_leaves_out_models_trained_before_the_scale_changed_their_options
         return {"key": key, "method": method, "setting": setting, "options": options}, None
 
     records = [rec("old", "annealed_vae", {"c_max": 25.0}, {"c_max": 25.0, "lr": 1e-3}),
-               rec("new", "annealed_vae", {"c_max": 25.0}, {"c_max": 25.0, "gamma": 250.0}),
+               rec("new", "annealed_vae", {"c_max": 25.0}, {"c_max": 25.0, "gamma": 50.0}),
                rec("own", "annealed_vae", {"gamma": 1000.0}, {"gamma": 1000.0}),  # its setting
                rec("other", "beta_vae", {"beta": 4.0}, {"beta": 4.0})]
     keep, stale = _current(records, SCALES["cpu"])
     assert [r["key"] for r, _ in keep] == ["new", "own", "other"] and stale == ["old"]
     keep, stale = _current(records, SCALES["full"])  # the full scale changes nothing
     assert len(keep) == 4 and stale == []
+
+
+def test_exported_models_of_an_old_option_are_retrained_and_set_aside(tmp_path):
+    """A model exported before the scale changed its method's options is not 'done' (the next
+    run trains it again) and an export moves it to ``superseded/`` with its arrays."""
+    import json
+
+    from dlib.scales import SCALES
+    from dlib.studies.runner import _exported_models, _set_aside, exported_keys
+
+    cpu, study = SCALES["cpu"], studies.get("locatello")
+    folder = tmp_path / "locatello"
+    (folder / "runs").mkdir(parents=True)
+    models = {"dsprites-annealed_vae-c_max5-seed0": ("annealed_vae", {"gamma": 250.0}),
+              "dsprites-annealed_vae-c_max10-seed0": ("annealed_vae", {"gamma": 50.0}),
+              "dsprites-beta_vae-beta4-seed0": ("beta_vae", {"beta": 4.0})}
+    for key, (method, options) in models.items():
+        (folder / "runs" / f"{key}.json").write_text(json.dumps(
+            {"key": key, "method": method, "setting": {}, "options": options}))
+        (folder / "runs" / f"{key}.npz").write_bytes(b"arrays")
+    (folder / "runs" / "dsprites-annealed_vae-c_max5-seed0x.json").write_text("{}")  # a neighbour
+    index = {"scale": {"name": "cpu"}, "steps": trial_steps(study, cpu), "models": list(models)}
+    (folder / "index.json").write_text(json.dumps(index))
+    current, old = _exported_models(study, cpu, None, tmp_path)
+    assert old == ["dsprites-annealed_vae-c_max5-seed0"] and len(current) == 2
+    assert exported_keys(study, cpu, None, tmp_path) == set(current)
+    _set_aside(folder, old)
+    assert sorted(p.name for p in (folder / "superseded").iterdir()) == [
+        "dsprites-annealed_vae-c_max5-seed0.json", "dsprites-annealed_vae-c_max5-seed0.npz"]
+    assert (folder / "runs" / "dsprites-annealed_vae-c_max5-seed0x.json").exists()
+    assert _exported_models(study, cpu, None, tmp_path) == (current, [])
+
+
+def test_an_experiment_started_with_old_options_is_not_resumed(tmp_path):
+    import json
+
+    from dlib.scales import SCALES
+    from dlib.studies.runner import options_changed
+
+    cpu = SCALES["cpu"]
+
+    def state(options):
+        trial = {"status": "RUNNING", "config": {"scale": {"method_options": options}}}
+        (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(
+            json.dumps({"trial_data": [[json.dumps(trial), "{}"]]}))
+
+    state({**cpu.method_options, "annealed_vae": {"gamma": 250.0}})
+    assert options_changed(tmp_path, cpu)
+    state(cpu.method_options)
+    assert not options_changed(tmp_path, cpu)
+    assert not options_changed(tmp_path / "nothing", cpu)
 
 
 def test_the_cpu_scales_score_the_translation_metric_on_fewer_codes(monkeypatch):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import glob
 import hashlib
 import json
 import os
@@ -182,11 +183,14 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         raise ValueError(f"cpus={cpus} cannot hold one trial of {cpus_per_trial} CPUs")
     prov = _results.Provenance(command_line)
     stale = unfinished_exported(path, done) if "://" not in path else []
-    if stale:  # an earlier session's experiment would train these again: start a new one
+    changed = options_changed(path, sc) if "://" not in path else False
+    if stale or changed:  # restoring would train exported models again, or old options
         aside = f"{path}.superseded-{prov.started_utc.replace(':', '')}"
         os.rename(path, aside)
-        print(f"{len(stale)} unfinished trials of {path} are exported already (e.g. "
-              f"{stale[0]}); that experiment is kept at {aside} and a new one starts")
+        why = (f"{len(stale)} unfinished trials of {path} are exported already (e.g. "
+               f"{stale[0]})" if stale else
+               f"{path} was started with method options the {sc.name} scale no longer uses")
+        print(f"{why}; that experiment is kept at {aside} and a new one starts")
     if not jobs and not tune_can_restore(path):
         info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
                       datasets=datasets, out=out)
@@ -346,6 +350,22 @@ def unfinished_exported(path: str | os.PathLike, done: set[str] | frozenset[str]
     return sorted(key for key in unfinished if key in done)
 
 
+def options_changed(path: str | os.PathLike, sc: Scale) -> bool:
+    """Whether Ray's experiment at ``path`` was started with other method options than ``sc``
+    sets now (:attr:`Scale.method_options`): its unfinished trials would resume with the old
+    ones, since a trial's config carries its scale. Read like :func:`unfinished_exported`."""
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    if not states:
+        return False
+    try:
+        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
+        had = [t["config"]["scale"].get("method_options", {}) for t in trials]
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return False
+    now = json.loads(json.dumps(sc.method_options))  # as the state file stores it
+    return any(h != now for h in had)
+
+
 def tune_can_restore(path: str) -> bool:
     """Whether Ray has an experiment at ``path`` (False where Ray is not installed)."""
     try:
@@ -371,11 +391,35 @@ def _exported_index(study: Study, sc: Scale, steps: int | None,
 
 def exported_keys(study: Study, sc: Scale, steps: int | None,
                   out: str | os.PathLike | None = None) -> set[str]:
-    """The models of ``study`` already exported to ``out`` at this scale and steps."""
+    """The models of ``study`` already exported to ``out`` at this scale and steps, with the
+    options the scale sets now (a model of an earlier option is to be trained again)."""
+    return set(_exported_models(study, sc, steps, out)[0])
+
+
+def _exported_models(study: Study, sc: Scale, steps: int | None,
+                     out: str | os.PathLike | None) -> tuple[list[str], list[str]]:
+    """The exported models of this scale and steps that are current (:func:`is_current`), and
+    those trained with a method option the scale has changed since."""
     folder, payload = _exported_index(study, sc, steps, out)
     if payload is None:
-        return set()
-    return {k for k in payload.get("models", []) if (folder / "runs" / f"{k}.json").exists()}
+        return [], []
+    current, old = [], []
+    for key in payload.get("models", []):
+        path = folder / "runs" / f"{key}.json"
+        if path.exists():
+            (current if is_current(json.loads(path.read_text()), sc) else old).append(key)
+    return current, old
+
+
+def _set_aside(folder: Path, keys: list[str]) -> None:
+    """Move exported models from ``runs/`` to ``superseded/`` (JSON and arrays, with their
+    provenance): kept as the record of an earlier option, out of the study's results."""
+    aside = folder / "superseded"
+    aside.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        for path in sorted((folder / "runs").glob(f"{glob.escape(key)}.*")):
+            if path.stem == key:
+                path.rename(aside / path.name)
 
 
 def _records(path: str) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], dict[str, int]]:
@@ -423,17 +467,22 @@ def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
             "remaining_models": study.planned() - len(finished | done)}
 
 
+def is_current(record: dict[str, Any], sc: Scale) -> bool:
+    """Whether a model was trained with the options ``sc`` now sets for its method
+    (:attr:`Scale.method_options`; a setting of the grid wins over them, as in training)."""
+    want = {k: v for k, v in sc.options_of(record["method"]).items()
+            if k not in record.get("setting", {})}
+    have = record.get("options", {})
+    return all(k in have and have[k] == v for k, v in want.items())
+
+
 def _current(records: list[tuple[dict[str, Any], Any]], sc: Scale
              ) -> tuple[list[tuple[dict[str, Any], Any]], list[str]]:
-    """The records trained with the options ``sc`` now sets for their method
-    (:attr:`Scale.method_options`; a setting of the grid wins over them, as in training), and
-    the keys of the others: models made before the scale changed a method's options."""
+    """The records trained with the options ``sc`` now sets (:func:`is_current`), and the keys
+    of the others: models made before the scale changed a method's options."""
     keep, stale = [], []
     for record, arrays in records:
-        want = {k: v for k, v in sc.options_of(record["method"]).items()
-                if k not in record.get("setting", {})}
-        have = record.get("options", {})
-        if all(k in have and have[k] == v for k, v in want.items()):
+        if is_current(record, sc):
             keep.append((record, arrays))
         else:
             stale.append(record["key"])
@@ -464,7 +513,11 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
               f"uses ({sc.method_options})")
     folder, previous = _exported_index(study, sc, steps, out)
     root = folder.parent
-    kept = exported_keys(study, sc, steps, out)
+    kept, old = _exported_models(study, sc, steps, out)
+    for key in old:
+        print(f"set aside: {key} was exported with options the {sc.name} scale no longer "
+              f"uses; it moves to {folder / 'superseded'}")
+    _set_aside(folder, old)
     if previous is None and folder.exists():
         shutil.rmtree(folder)
     keys = set(kept)
@@ -493,11 +546,15 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
                         "commit": export_prov["commit"], "dirty": export_prov["dirty"]}
     exports = list(previous.get("exports", [])) if previous else []
     exports.append({**latest["export"], "experiment": Path(path).name,
-                    "models": sorted(r["key"] for r, _ in records)})
+                    "models": sorted(r["key"] for r, _ in records),
+                    **({"superseded": sorted(old)} if old else {})})
+    superseded = sorted(set(previous.get("superseded", []) if previous else []) | set(old))
+    superseded = [k for k in superseded if k not in keys]
     payload = {"format": INDEX_FORMAT, "study": study.name, "description": study.description,
                "declaration": study.to_dict(), "scale": dataclasses.asdict(sc),
                "steps": trial_steps(study, sc, steps), "planned_models": study.planned(),
                "finished_models": len(keys), "complete": len(keys) == study.planned(),
-               "trials": counts, "exports": exports, "models": sorted(keys)}
+               "trials": counts, "exports": exports, "models": sorted(keys),
+               **({"superseded": superseded} if superseded else {})}
     _results.save(f"{study.name}/index", payload, latest, root=root)
     return folder / "index.json"
