@@ -550,10 +550,11 @@ def export(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
                     **({"superseded": sorted(old)} if old else {})})
     superseded = sorted(set(previous.get("superseded", []) if previous else []) | set(old))
     superseded = [k for k in superseded if k not in keys]
+    whole = get(name)  # the index describes the whole study, not the seeds this export named
     payload = {"format": INDEX_FORMAT, "study": study.name, "description": study.description,
-               "declaration": study.to_dict(), "scale": dataclasses.asdict(sc),
-               "steps": trial_steps(study, sc, steps), "planned_models": study.planned(),
-               "finished_models": len(keys), "complete": len(keys) == study.planned(),
+               "declaration": whole.to_dict(), "scale": dataclasses.asdict(sc),
+               "steps": trial_steps(study, sc, steps), "planned_models": whole.planned(),
+               "finished_models": len(keys), "complete": len(keys) == whole.planned(),
                "trials": counts, "exports": exports, "models": sorted(keys),
                **({"superseded": superseded} if superseded else {})}
     _results.save(f"{study.name}/index", payload, latest, root=root)
