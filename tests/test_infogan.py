@@ -165,3 +165,65 @@ def test_batch_separation_check_tells_the_two_layer_orders_apart():
     assert abs(gap) < 1e-3 and loss == pytest.approx(2 * math.log(2), abs=1e-3)
     gap, loss = batch_separation_check(True)
     assert gap > 1.0 and loss < 1.0
+
+
+def _sprites_and_noise(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    real = torch.zeros(n, 1, size, size)
+    for i in range(n):  # a white square at a random place: sprite-like, mostly black
+        r, c = torch.randint(0, size - 8, (2,), generator=g).tolist()
+        real[i, :, r:r + 8, c:c + 8] = 1.0
+    return real, torch.rand(n, 1, size, size, generator=g)
+
+
+def test_calibration_reads_real_images_through_their_own_statistics():
+    """After D learns real from fake in separate batches, its running statistics mix the two,
+    and Q's eval-mode code of real images differs from the code under real images' batch
+    statistics. Calibration on those images makes the eval-mode code equal the batch-statistics
+    code (up to the unbiased variance's n/(n−1)) and leaves momentum and mode as they were."""
+    real, fake = _sprites_and_noise(256)
+    m = InfoGAN((1, 32, 32), variant="gan", width=0.5, seed=0)
+    opt = torch.optim.Adam(m.discriminator.parameters(), lr=1e-3)
+    for step in range(30):
+        batch = slice(32 * (step % 8), 32 * (step % 8 + 1))
+        loss = m._d_real_fake(m.discriminator(real[batch])[0], m.discriminator(fake[batch])[0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        m.discriminator.train()
+        _, want, _, logits = m.discriminator(real)  # real images' own batch statistics
+        want = torch.cat([want, logits.argmax(1, keepdim=True).float()], 1)
+    m.eval()
+    before = m.represent(real)
+    assert (before[:, :-1] - want[:, :-1]).abs().max() > 0.1  # the mixed statistics
+    assert m.calibrate_representation(real, batch_size=256) == 256
+    assert not m.discriminator.training
+    norms = [x for x in m.discriminator.modules() if isinstance(x, nn.BatchNorm2d | nn.BatchNorm1d)]
+    assert norms and all(x.momentum == 0.1 for x in norms)
+    after = m.represent(real)
+    torch.testing.assert_close(after[:, :-1], want[:, :-1], atol=2e-2, rtol=0)
+    # four batches give a cumulative average: close to one batch of all (the batches' means
+    # scatter a little, which the average of their variances leaves out)
+    m.calibrate_representation((real * 255).to(torch.uint8), batch_size=64)
+    torch.testing.assert_close(m.represent(real)[:, :-1], after[:, :-1], atol=5e-2, rtol=0)
+    assert m.calibrate_representation(real, max_images=100) == 100
+    with pytest.raises(ValueError, match="images must be"):
+        m.calibrate_representation(real[:, :, :16])
+    assert InfoGAN((1, 32, 32), variant="wgan-gp", width=0.5).calibrate_representation(real) == 0
+
+
+def test_the_studies_score_infogan_after_calibrating_it():
+    """The evaluators' representation (every InfoGAN score) calibrates D/Q on the training
+    images first and says on how many."""
+    from types import SimpleNamespace
+
+    from dlib.studies.evaluators import Context
+
+    real, _ = _sprites_and_noise(64)
+    m = InfoGAN((1, 32, 32), variant="gan", width=0.5, seed=0)
+    train = SimpleNamespace(images=(real * 255).to(torch.uint8))
+    ctx = Context(m, 0, 1, None, None, None, train, "dsprites")
+    codes = ctx.represent()(real.permute(0, 2, 3, 1).numpy())  # the metrics pass NHWC
+    assert ctx.cache["calibrated"] == 64 and codes.shape == (64, 5)
+    torch.testing.assert_close(codes, m.represent(real))  # the calibrated, eval-mode code

@@ -96,6 +96,9 @@ class Context:
         """The model's representation as the metrics call it (images in, codes out)."""
         from dlib.metrics.utils import torch_representation
 
+        calibrate = getattr(self.method, "calibrate_representation", None)
+        if calibrate is not None:  # a code read through real images' batch-norm statistics
+            self.cache["calibrated"] = calibrate(self.train.images)  # (InfoGAN's D/Q)
         self.method.eval()
         return torch_representation(self.method.represent, device=self.device)
 
@@ -127,7 +130,10 @@ def metric_scores(ctx: Context) -> dict[str, Any]:
         for score, key in HEADLINE.get(name, {}).items():
             if key in out:  # (a downstream run at a scale's smaller sizes lacks the others)
                 scores[score] = float(out[key])
-    return {"scores": scores, "metrics": full}
+    out: dict[str, Any] = {"scores": scores, "metrics": full}
+    if "calibrated" in ctx.cache:  # how many real images set the code's batch-norm statistics
+        out["calibration_images"] = ctx.cache["calibrated"]
+    return out
 
 
 #: the unsupervised scores of the *sampled* code (``encoded_metrics``): name → result key
