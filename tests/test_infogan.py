@@ -8,7 +8,12 @@ from torch import nn
 
 from dlib.data import load
 from dlib.methods import InfoGAN, InfoGANConfig
-from dlib.methods.infogan import gradient_penalty, info_log_likelihood
+from dlib.methods.infogan import (
+    gradient_penalty,
+    info_log_likelihood,
+    running_statistics_check,
+    squares_and_noise,
+)
 from dlib.nets import num_parameters
 from dlib.scales import SCALES
 from dlib.studies.trainable import build_methods
@@ -134,12 +139,7 @@ def test_discriminator_separates_real_and_fake_batches(image_size):
     after the activation, directly before D's output layer, the mean logit of every batch is the
     same constant and D stays at chance whatever it is shown; normalising before the activation
     lets it learn black-background sprites from grey noise in a few dozen steps."""
-    g = torch.Generator().manual_seed(0)
-    real = torch.zeros(32, 1, image_size, image_size)
-    for i in range(32):  # a white square at a random place: sprite-like, mostly black
-        r, c = torch.randint(0, image_size - 8, (2,), generator=g).tolist()
-        real[i, :, r:r + 8, c:c + 8] = 1.0
-    fake = torch.rand(32, 1, image_size, image_size, generator=g)
+    real, fake = squares_and_noise(32, image_size)
     m = InfoGAN((1, image_size, image_size), variant="gan", width=0.5, seed=0)
     opt = torch.optim.Adam(m.discriminator.parameters(), lr=1e-3)
     for _ in range(30):
@@ -167,21 +167,12 @@ def test_batch_separation_check_tells_the_two_layer_orders_apart():
     assert gap > 1.0 and loss < 1.0
 
 
-def _sprites_and_noise(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    real = torch.zeros(n, 1, size, size)
-    for i in range(n):  # a white square at a random place: sprite-like, mostly black
-        r, c = torch.randint(0, size - 8, (2,), generator=g).tolist()
-        real[i, :, r:r + 8, c:c + 8] = 1.0
-    return real, torch.rand(n, 1, size, size, generator=g)
-
-
 def test_calibration_reads_real_images_through_their_own_statistics():
     """After D learns real from fake in separate batches, its running statistics mix the two,
     and Q's eval-mode code of real images differs from the code under real images' batch
     statistics. Calibration on those images makes the eval-mode code equal the batch-statistics
     code (up to the unbiased variance's n/(n−1)) and leaves momentum and mode as they were."""
-    real, fake = _sprites_and_noise(256)
+    real, fake = squares_and_noise(256)
     m = InfoGAN((1, 32, 32), variant="gan", width=0.5, seed=0)
     opt = torch.optim.Adam(m.discriminator.parameters(), lr=1e-3)
     for step in range(30):
@@ -220,10 +211,22 @@ def test_the_studies_score_infogan_after_calibrating_it():
 
     from dlib.studies.evaluators import Context
 
-    real, _ = _sprites_and_noise(64)
+    real, _ = squares_and_noise(64)
     m = InfoGAN((1, 32, 32), variant="gan", width=0.5, seed=0)
     train = SimpleNamespace(images=(real * 255).to(torch.uint8))
     ctx = Context(m, 0, 1, None, None, None, train, "dsprites")
     codes = ctx.represent()(real.permute(0, 2, 3, 1).numpy())  # the metrics pass NHWC
     assert ctx.cache["calibrated"] == 64 and codes.shape == (64, 5)
     torch.testing.assert_close(codes, m.represent(real))  # the calibrated, eval-mode code
+
+
+def test_running_statistics_check_shows_what_calibration_repairs():
+    """The chapter's check: eval mode after training on separate batches moves D's verdict on
+    real images and Q's code away from the batch-statistics reading; calibration brings both
+    back (to the unbiased variance's n/(n−1))."""
+    out = running_statistics_check()
+    batch, running, calibrated = (out[k] for k in ("batch statistics", "running statistics",
+                                                   "calibrated"))
+    assert running["code_gap"] > 5 * calibrated["code_gap"] and calibrated["code_gap"] < 0.02
+    assert abs(calibrated["d_real"] - batch["d_real"]) < 0.01
+    assert abs(running["d_real"] - batch["d_real"]) > 0.05
