@@ -194,9 +194,10 @@ COLLAPSED_SPREAD = 0.05
 
 def annealed_gamma_trace(gamma: float, seed: int = 0, *, steps: int = 3_000,
                          eval_every: int = 250, scale: str = "cpu", c_max: float = 25.0,
-                         num_eval: int = 2_000) -> dict[str, Any]:
+                         num_eval: int = 2_000, lr: float | None = None) -> dict[str, Any]:
     """The first ``steps`` of an AnnealedVAE (``c_max``, ramp of the scale's run) at
-    ``scale``'s sizes with weight ``gamma``: every ``eval_every`` steps the reconstruction
+    ``scale``'s sizes with weight ``gamma`` (and learning rate ``lr``, the scale's by
+    default): every ``eval_every`` steps the reconstruction
     error, KL and capacity of the last logged batch and the *spread of the code*, the largest
     standard deviation over ``num_eval`` fixed images of a latent's posterior mean. A spread
     that shrinks towards 0 while the KL follows C(t) is the collapse: the KL is then paid
@@ -210,8 +211,8 @@ def annealed_gamma_trace(gamma: float, seed: int = 0, *, steps: int = 3_000,
     data = load("dsprites", image_size=sc.image_size)
     dd = data.to_device("cpu")
     options = {**registry.run_options("annealed_vae", steps=sc.steps), "c_max": float(c_max),
-               "gamma": float(gamma), "width": sc.width, "lr": sc.learning_rate,
-               "seed": int(seed)}
+               "gamma": float(gamma), "width": sc.width,
+               "lr": sc.learning_rate if lr is None else float(lr), "seed": int(seed)}
     model = build("annealed_vae", data.image_shape, **options)
     obs = data.sample_observations(num_eval, np.random.RandomState(1))
     x = torch.as_tensor(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float()
@@ -233,19 +234,21 @@ def annealed_gamma_trace(gamma: float, seed: int = 0, *, steps: int = 3_000,
 
 
 def _trace_check(a: argparse.Namespace, grid: Any, name: str) -> int:
-    """Trace every (γ, C_max, seed) of ``grid`` for ``a.steps`` steps and save the runs as
-    ``cpu_scale/NAME`` with provenance (the γ and the capacity checks)."""
+    """Trace every (γ, C_max, seed[, learning rate]) of ``grid`` for ``a.steps`` steps and
+    save the runs as ``cpu_scale/NAME`` with provenance (the γ, capacity and rate checks)."""
     from dlib import results
 
     torch.set_num_threads(int(a.threads))
     prov = results.Provenance("python -m dlib.cpu_scale " + " ".join(a.argv))
     runs = []
-    for gamma, c_max, seed in grid:
+    for gamma, c_max, seed, *lr in grid:
         t0 = time.perf_counter()
-        r = annealed_gamma_trace(gamma, seed, steps=a.steps, c_max=c_max)
-        r["c_max"] = c_max
+        r = annealed_gamma_trace(gamma, seed, steps=a.steps, c_max=c_max,
+                                 lr=lr[0] if lr else None)
+        r["c_max"], r["lr"] = c_max, r["options"]["lr"]
         runs.append(r)
-        print(f"γ = {gamma:g}, C_max = {c_max:g}, seed {seed}: recon {r['recon'][-1]:.1f}, "
+        print(f"γ = {gamma:g}, C_max = {c_max:g}, lr {r['lr']:g}, seed {seed}: recon "
+              f"{r['recon'][-1]:.1f}, "
               f"KL {r['kl'][-1]:.2f} (C {r['capacity'][-1]:.2f}), spread {r['spread'][-1]:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     payload = {"scale": "cpu", "steps": a.steps, "collapsed_spread": COLLAPSED_SPREAD,
@@ -261,6 +264,14 @@ def _trace_check(a: argparse.Namespace, grid: Any, name: str) -> int:
 CAPACITY_CHECK: tuple[tuple[float, float, int], ...] = tuple(
     (gamma, c_max, seed) for gamma in (250.0, 100.0, 50.0) for c_max in (10.0, 50.0, 100.0)
     for seed in (0, 1))
+
+
+#: the rate check: γ = 50 still collapsed the study's C_max = 25 model at seed 0 (spread 0.006 at
+#: step 8,000), so the first steps at C_max = 25 are traced at the scale's Adam 10⁻³ and at the
+#: study's 10⁻⁴ (Locatello et al.), at γ = 50 and at the paper's 1000, four seeds each
+RATE_CHECK: tuple[tuple[float, float, int, float], ...] = tuple(
+    (gamma, 25.0, seed, lr) for lr, gammas in ((1e-3, (50.0,)), (1e-4, (50.0, 1000.0)))
+    for gamma in gammas for seed in range(4))
 
 
 # ---- DEFT's pressures at the CPU scale -----------------------------------------------------------
@@ -1033,6 +1044,10 @@ def main(argv: list[str] | None = None) -> int:
                        "(CAPACITY_CHECK)")
     c.add_argument("--steps", type=int, default=2_000)
     c.add_argument("--threads", type=int, default=1)
+    lr = sub.add_parser("rate", help="AnnealedVAE's first steps at two learning rates "
+                        "(RATE_CHECK)")
+    lr.add_argument("--steps", type=int, default=4_000)
+    lr.add_argument("--threads", type=int, default=1)
     t = sub.add_parser("thresholds", help="dSprites' pixel changes at 64×64 and 32×32 and "
                        "information thresholds at 32×32 (THRESHOLD_CHECK), behind DEFT's "
                        "pressures at the CPU scale")
@@ -1057,6 +1072,8 @@ def main(argv: list[str] | None = None) -> int:
         return _trace_check(a, [(g, 25.0, seed) for g, seed in GAMMA_CHECK], "annealed_gamma")
     if a.cmd == "capacity":
         return _trace_check(a, CAPACITY_CHECK, "annealed_capacity")
+    if a.cmd == "rate":
+        return _trace_check(a, RATE_CHECK, "annealed_rate")
     if a.cmd == "thresholds":
         return _threshold_check(a)
     if a.cmd == "card":

@@ -496,6 +496,19 @@ def test_capacity_check_traces_the_asked_capacity():
     assert r["capacity"][0] == pytest.approx(100.0 * 9.5 / 13_333)  # mean over steps 0–19
 
 
+def test_rate_check_trains_at_the_asked_learning_rate():
+    """The rate check's grid holds each (γ, learning rate, seed) once at C_max = 25, and a
+    trace at 10⁻⁴ builds its model with that rate (the scale's 10⁻³ otherwise)."""
+    from dlib.cpu_scale import RATE_CHECK, annealed_gamma_trace
+
+    assert len(set(RATE_CHECK)) == len(RATE_CHECK) == 12
+    assert {c for _, c, _, _ in RATE_CHECK} == {25.0}
+    slow = annealed_gamma_trace(50.0, 0, steps=20, eval_every=20, num_eval=32, lr=1e-4)
+    fast = annealed_gamma_trace(50.0, 0, steps=20, eval_every=20, num_eval=32)
+    assert slow["options"]["lr"] == 1e-4 and fast["options"]["lr"] == 1e-3
+    assert slow["recon"][0] != fast["recon"][0]  # the rate reached the optimiser
+
+
 def test_every_dsprites_factor_changes_a_quarter_of_the_pixels_at_32x32():
     """The count behind the CPU scale's DEFT pressures (``dlib.scales``): by hand on one
     traversal, and the ratio of the two sizes for every factor."""
