@@ -117,6 +117,9 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
 #: with it, and ``python -m dlib.cpu_scale capacity`` then found seed 0 collapsing at γ = 250
 #: and 100 for C_max = 10, 50 and 100, and no run of six collapsing at γ = 50, with the KL as
 #: close to C(t) (within 0.08 nats). The γ = 250 models are kept in ``locatello/superseded/``.
+#: γ = 50 lowers the rate without removing it (``python -m dlib.cpu_scale rate``: one seed of
+#: four at C_max = 25; the study's Adam 1e-4 did not help, at γ = 1000 all four stayed at the
+#: mean image), so the study counts the collapsed models it trains.
 #: DEFT's pressures are information thresholds' neighbours, and a threshold is the number of
 #: pixels a factor changes (the DEFT chapter's two-image toy): at 32×32 every dSprites factor
 #: changes a quarter of the pixels it changes at 64×64 (``python -m dlib.cpu_scale
