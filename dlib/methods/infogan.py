@@ -254,14 +254,17 @@ class InfoGAN(Method):
                  if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
             return 0
-        if images.dtype == torch.uint8:  # stored images
-            images = images.float() / 255
         if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(f"images must be (N, {', '.join(map(str, self.image_shape))}), "
                              f"got {tuple(images.shape)}")
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(images.shape[0], generator=g)[:max_images].to(images.device)
         dev = next(self.discriminator.parameters()).device
+
+        def batch(i: int) -> Tensor:  # stored uint8 images become floats one batch at a time
+            x = images[order[i:i + batch_size]].to(dev)
+            return x.float() / 255 if x.dtype == torch.uint8 else x
+
         momenta = [m.momentum for m in norms]
         was_training = self.discriminator.training
         for m in norms:
@@ -270,7 +273,7 @@ class InfoGAN(Method):
         self.discriminator.train()
         try:
             for start in range(0, len(order), batch_size):
-                self.discriminator(images[order[start:start + batch_size]].to(dev))
+                self.discriminator(batch(start))
         finally:
             for m, momentum in zip(norms, momenta, strict=True):
                 m.momentum = momentum
