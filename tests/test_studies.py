@@ -380,9 +380,12 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
                                                "dsprites"))
     assert got["encoded"] is True and got["scores"] == want["scores"]
     assert len(got["kl_all"]) == 4 and got["kl_all"][2:] == [0.0, 0.0]  # z1 only, 2 off
-    gan = InfoGAN(data.image_shape, seed=0).eval()
-    assert EVALUATORS["encoded_metrics"].final(Context(
-        gan, 0, 8, study, scale, data, None, "dsprites"))["encoded"] is False
+    gan = InfoGAN(data.image_shape, seed=0, variant="gan").eval()  # batch norm in D/Q
+    scored = EVALUATORS["encoded_metrics"].final(Context(
+        gan, 0, 8, study, scale, data, None, "dsprites"))
+    assert scored["encoded"] is False
+    # no stored training set here: D/Q's statistics come from the sampler's real images
+    assert scored["calibration_images"] == 2_000
 
 
 def test_udr_across_seeds_from_the_kept_codes(tmp_path):

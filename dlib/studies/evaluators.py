@@ -98,7 +98,11 @@ class Context:
 
         calibrate = getattr(self.method, "calibrate_representation", None)
         if calibrate is not None:  # a code read through real images' batch-norm statistics
-            self.cache["calibrated"] = calibrate(self.train.images)  # (InfoGAN's D/Q)
+            images = getattr(self.train, "images", None)  # (InfoGAN's D/Q)
+            if images is None:  # no stored training set: real images from the metrics' sampler
+                obs = self.data.sample_observations(2_000, np.random.RandomState(self.seed))
+                images = torch.as_tensor(np.ascontiguousarray(obs)).permute(0, 3, 1, 2).float()
+            self.cache["calibrated"] = calibrate(images.to(self.device))
         self.method.eval()
         return torch_representation(self.method.represent, device=self.device)
 
