@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from dlib.studies import analysis
 from dlib.studies.analysis import (
     rank_correlations,
+    rank_table,
     score_pairs,
     transfer_success,
     variance_explained,
@@ -59,6 +60,22 @@ def test_rank_correlations_are_scipys():
     np.testing.assert_allclose(m, m.T)
     x, y, kept = score_pairs(runs + [{"scores": {"a": 1.0}}], "a", "b")
     assert len(kept) == len(runs) and np.array_equal(x, a)
+
+
+def test_rank_table_prints_scipys_correlations_over_the_models_with_every_score():
+    runs = _runs() + [{"scores": {"a": 1.0, "b": 2.0}}]  # no "c": left out of the count
+    text = rank_table(runs, {"a": "A score"}, {"b": "B", "c": "C"}, who="test models")
+    head, blank, columns, row = text.split("\n")
+    n = len(runs) - 1
+    assert head == f"Spearman ρ over {n} test models (standard error ≈ {1 / np.sqrt(n - 3):.2f})"
+    assert blank == "" and columns.split() == ["B", "C"]
+    a, b, c = (np.array([r["scores"][k] for r in runs[:-1]]) for k in "abc")
+    label, *values = row.rsplit(maxsplit=2)
+    assert label == "A score"
+    assert [float(v) for v in values] == pytest.approx(
+        [spearmanr(a, b).statistic, spearmanr(a, c).statistic], abs=0.005)
+    with pytest.raises(ValueError, match="at least four"):
+        rank_table(runs[:3], {"a": "A"}, {"b": "B"})
 
 
 def _brute(chosen, pool):

@@ -10,6 +10,9 @@ with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes
   models (the paper's Fig. 2);
 * :func:`transfer_success` — how often a model trained with the hyperparameter chosen on one
   dataset / metric beats a random model on another (the paper's 80.7 / 59.3 / 54.9 %);
+* :func:`rank_table` — the rank correlations of some scores with others, as a printable table
+  with the number of models and the standard error (the paper's Fig. 5, scores against
+  downstream accuracy);
 * :func:`score_pairs` — two scores of every model side by side (e.g. the Gaussian total
   correlation of the mean against that of the sampled representation, the paper's Fig. 1);
 * :func:`with_sample_efficiency` — each model's downstream sample efficiency: the accuracy of
@@ -29,7 +32,8 @@ import numpy as np
 
 from dlib.studies.declarations import setting_key
 
-__all__ = ["score_pairs", "variance_explained", "rank_correlations", "transfer_success",
+__all__ = ["score_pairs", "variance_explained", "rank_correlations", "rank_table",
+           "transfer_success",
            "with_sample_efficiency", "factor_kl"]
 
 Run = dict[str, Any]
@@ -88,6 +92,26 @@ def rank_correlations(runs: Sequence[Run], scores: Sequence[str]) -> np.ndarray:
             if np.ptp(a) > 0 and np.ptp(b) > 0:
                 out[i, j] = float(spearmanr(a, b).statistic)
     return out
+
+
+def rank_table(runs: Sequence[Run], rows: dict[str, str], columns: dict[str, str],
+               who: str = "models") -> str:
+    """The Spearman correlations of the ``rows`` scores with the ``columns`` scores over
+    ``runs`` as text: a heading with the number of models and the standard error of one entry
+    (about 1/√(n − 3), Fisher's approximation near ρ = 0) and one line per row. Both dicts map
+    a score to its printed label; ``who`` names the models in the heading."""
+    scores = (*rows, *columns)
+    kept = [r for r in runs if all(_value(r, s) is not None for s in scores)]
+    if len(kept) < 4:
+        raise ValueError(f"rank_table needs at least four models with {list(scores)}")
+    rho = rank_correlations(kept, scores)[:len(rows), len(rows):]
+    width = max(len(label) for label in rows.values()) + 2
+    lines = [f"Spearman ρ over {len(kept)} {who} (standard error ≈ "
+             f"{1 / np.sqrt(len(kept) - 3):.2f})", "",
+             " " * width + "".join(f"{label:>10}" for label in columns.values())]
+    for label, row in zip(rows.values(), rho, strict=True):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>10.2f}" for v in row))
+    return "\n".join(lines)
 
 
 def with_sample_efficiency(runs: Sequence[Run], small: int = 100, large: int = 10_000,
