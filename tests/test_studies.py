@@ -4,6 +4,8 @@ tested in test_studies_ray.py.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -588,6 +590,50 @@ def test_an_experiment_started_with_old_options_is_not_resumed(tmp_path):
     state(cpu.method_options)
     assert not options_changed(tmp_path, cpu)
     assert not options_changed(tmp_path / "nothing", cpu)
+
+
+def test_retraining_sets_aside_an_ended_experiment_and_resumes_an_unfinished_one(
+        tmp_path, monkeypatch):
+    """``--retrain`` on an experiment whose trials have all ended would restore it and train
+    nothing: it is set aside for a new one. An unfinished one (a retraining cut short) resumes,
+    and a plain run leaves an ended experiment alone."""
+    import json
+
+    from dlib.studies import runner
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):  # after the set-aside decision, before Ray starts
+        raise Stop
+
+    monkeypatch.setattr(runner, "_init_ray", stop)
+    monkeypatch.setattr(runner, "tune_can_restore", lambda path: True)
+    path = Path(runner.experiment_path("infogan", scale="quick", storage=tmp_path, seeds=[0]))
+
+    def state(*statuses):
+        path.mkdir(parents=True, exist_ok=True)
+        trials = [[json.dumps({"status": s, "config": {"scale": {"method_options": {}}}}), "{}"]
+                  for s in statuses]
+        (path / "experiment_state-2026-01-01_00-00-00.json").write_text(
+            json.dumps({"trial_data": trials}))
+
+    state("TERMINATED", "TERMINATED")
+    assert runner.experiment_finished(path)
+    monkeypatch.setattr(runner, "options_changed", lambda path, sc: False)
+    for retrain, set_aside in ((False, False), (True, True)):
+        with pytest.raises(Stop):
+            runner.run("infogan", scale="quick", seeds=[0], storage=tmp_path,
+                       skip_exported=not retrain, out=tmp_path / "results")
+        assert path.exists() != set_aside
+        assert bool(list(tmp_path.glob(f"{path.name}.superseded-*"))) == set_aside
+    state("TERMINATED", "RUNNING")
+    assert not runner.experiment_finished(path)
+    with pytest.raises(Stop):
+        runner.run("infogan", scale="quick", seeds=[0], storage=tmp_path, skip_exported=False,
+                   out=tmp_path / "results")
+    assert path.exists() and len(list(tmp_path.glob(f"{path.name}.superseded-*"))) == 1
+    assert not runner.experiment_finished(tmp_path / "nothing")
 
 
 def test_the_cpu_scales_score_the_translation_metric_on_fewer_codes(monkeypatch):

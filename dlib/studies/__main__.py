@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray instance this run starts "
                    "(default: all); two runs side by side share a machine")
     p.add_argument("--retrain", action="store_true",
-                   help="train the models already exported at this scale again")
+                   help="train the models already exported at this scale again (an "
+                   "experiment whose trials have all ended is set aside for a new one)")
     sub.add_parser("status", parents=[common], help="trials finished / unfinished / errored")
     sub.add_parser("export", parents=[common], help="write finished models to book/results")
     args = parser.parse_args(args_list)

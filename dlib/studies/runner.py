@@ -164,11 +164,13 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     only on those of its datasets (an experiment of its own). With ``skip_exported`` (the
     default) the models already exported to ``out`` (default ``book/results``) at the same
     scale and steps are not trained again: the committed results carry a study from one
-    session to the next even where Ray's storage does not survive. ``first`` (settings such as
-    ``"factor_vae:gamma=40"``, see :func:`parse_setting`) start before the rest of a new
-    experiment, seed by seed: the models a chapter needs soonest. ``cpus`` caps the CPUs of
-    the local Ray instance this call starts (default: all), so that two studies can share a
-    machine, each with its own instance.
+    session to the next even where Ray's storage does not survive. Without it (``--retrain``)
+    they are, and an experiment whose trials have all ended is set aside for a new one
+    (restoring it would only hand back its old records); one with unfinished trials resumes.
+    ``first`` (settings such as ``"factor_vae:gamma=40"``, see :func:`parse_setting`) start
+    before the rest of a new experiment, seed by seed: the models a chapter needs soonest.
+    ``cpus`` caps the CPUs of the local Ray instance this call starts (default: all), so that
+    two studies can share a machine, each with its own instance.
     """
     import ray
     from ray import tune
@@ -182,14 +184,19 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     if cpus is not None and cpus < cpus_per_trial:
         raise ValueError(f"cpus={cpus} cannot hold one trial of {cpus_per_trial} CPUs")
     prov = _results.Provenance(command_line)
-    stale = unfinished_exported(path, done) if "://" not in path else []
-    changed = options_changed(path, sc) if "://" not in path else False
-    if stale or changed:  # restoring would train exported models again, or old options
-        aside = f"{path}.superseded-{prov.started_utc.replace(':', '')}"
+    local = "://" not in path
+    stale = unfinished_exported(path, done) if local else []
+    changed = options_changed(path, sc) if local else False
+    ended = not skip_exported and local and experiment_finished(path)
+    if stale or changed or ended:  # restoring would train exported models again, old options,
+        aside = f"{path}.superseded-{prov.started_utc.replace(':', '')}"  # or nothing at all
         os.rename(path, aside)
         why = (f"{len(stale)} unfinished trials of {path} are exported already (e.g. "
                f"{stale[0]})" if stale else
-               f"{path} was started with method options the {sc.name} scale no longer uses")
+               f"{path} was started with method options the {sc.name} scale no longer uses"
+               if changed else
+               f"retraining: every trial of {path} has ended, so restoring it would train "
+               "nothing (an unfinished retraining resumes instead)")
         print(f"{why}; that experiment is kept at {aside} and a new one starts")
     if not jobs and not tune_can_restore(path):
         info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
@@ -364,6 +371,19 @@ def options_changed(path: str | os.PathLike, sc: Scale) -> bool:
         return False
     now = json.loads(json.dumps(sc.method_options))  # as the state file stores it
     return any(h != now for h in had)
+
+
+def experiment_finished(path: str | os.PathLike) -> bool:
+    """Whether every trial of Ray's experiment at ``path`` has ended (``TERMINATED``): restoring
+    it trains nothing. Read like :func:`unfinished_exported`; no readable state gives False."""
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    if not states:
+        return False
+    try:
+        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
+        return bool(trials) and all(t["status"] == "TERMINATED" for t in trials)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return False
 
 
 def tune_can_restore(path: str) -> bool:
