@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
@@ -112,6 +113,33 @@ def test_pair_in_sync(md: Path):
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_executed(ipynb: Path):
     assert check_pairs.execution_problems(ipynb) == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_no_split_stream_outputs(ipynb: Path):
+    assert check_pairs.split_stream_problems(ipynb) == []
+
+
+def test_coalesce_streams_merges_consecutive_streams_of_one_name(tmp_path: Path):
+    import execute
+
+    out = nbformat.v4.new_output
+    cell = nbformat.v4.new_code_cell("print('a'); print('b')")
+    cell.outputs = [out("stream", name="stdout", text="a"), out("stream", name="stdout", text="\n"),
+                    out("stream", name="stderr", text="w\n"),
+                    out("display_data", data={"text/plain": "fig"}),
+                    out("stream", name="stdout", text="b\n"),
+                    out("stream", name="stdout", text="c\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert "split stream" in check_pairs.split_stream_problems(path)[0]
+    assert execute.coalesce_streams(nb) == 2
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in cell.outputs] == [
+        ("stream", "stdout", "a\n"), ("stream", "stderr", "w\n"), ("display_data", None, None),
+        ("stream", "stdout", "b\nc\n")]
+    nbformat.write(nb, path)
+    assert check_pairs.split_stream_problems(path) == []
 
 
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))

@@ -133,6 +133,22 @@ def execution_problems(ipynb: Path) -> list[str]:
     return []
 
 
+def split_stream_problems(ipynb: Path) -> list[str]:
+    """Cells of ``ipynb`` with two consecutive stream outputs of one name: the book renders
+    them as separate boxes (tools/execute.py merges them)."""
+    nb = nbformat.read(ipynb, as_version=4)
+    split = []
+    for i, cell in enumerate(nb.cells):
+        outs = cell.get("outputs", [])
+        if any(a.get("output_type") == b.get("output_type") == "stream"
+               and a.get("name") == b.get("name") for a, b in zip(outs, outs[1:], strict=False)):
+            split.append(i)
+    if split:
+        return [f"{_rel(ipynb)}: cells {split} hold split stream outputs "
+                f"(run: python tools/execute.py --coalesce {_rel(ipynb.with_suffix('.md'))})"]
+    return []
+
+
 def run_record(ipynb: Path) -> dict | None:
     """``metadata.dlib.run`` of a notebook, or None."""
     with open(ipynb, encoding="utf-8") as f:
@@ -173,7 +189,8 @@ def check(root: Path = CHAPTERS) -> list[str]:
         problems += pairing_problems(md) + drift_problems(md)
         ipynb = md.with_suffix(".ipynb")
         if ipynb.exists():
-            problems += execution_problems(ipynb) + provenance_problems(ipynb)
+            problems += (execution_problems(ipynb) + provenance_problems(ipynb)
+                         + split_stream_problems(ipynb))
     return problems
 
 

@@ -12,6 +12,9 @@ With no chapters, all of ``chapters/*.md``. For each chapter:
    profile, device, commit, dirty, started_utc, wall_s, torch and
    dlib versions; the notebook is written and the ``.md`` touched so it stays the newer file.
 
+Consecutive stream outputs of a cell are merged into one (:func:`coalesce_streams`);
+``--coalesce`` does only that to the stored notebooks, executing nothing.
+
 A failing cell stops that chapter (its notebook is not written), the others still run, and the
 exit status is 1 with the chapter and cell named. Without ``--profile`` the profile is
 ``$DLIB_PROFILE`` or, failing that, ``full`` with CUDA and ``quick`` without (dlib.config).
@@ -97,6 +100,30 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> None:
                    resources={"metadata": {"path": str(cwd)}}).execute(cleanup_kc=True)
 
 
+def coalesce_streams(nb: nbformat.NotebookNode) -> int:
+    """Merge each run of consecutive stream outputs of one name (stdout, stderr) into one, in
+    place; returns how many outputs were merged away. A kernel may send one ``print`` in
+    several messages, which a notebook stores as several outputs and the book renders as
+    several boxes (an empty one for a lone newline); Jupyter's front ends and nbval show them
+    joined. Outputs of another kind between two streams keep them apart."""
+    merged = 0
+    for cell in nb.cells:
+        outputs = cell.get("outputs")
+        if not outputs:
+            continue
+        kept: list = []
+        for out in outputs:
+            last = kept[-1] if kept else None
+            if (out.get("output_type") == "stream" and last is not None
+                    and last.get("output_type") == "stream" and last.name == out.name):
+                last.text += out.text
+                merged += 1
+            else:
+                kept.append(out)
+        cell.outputs = kept
+    return merged
+
+
 def failing_cell(nb: nbformat.NotebookNode) -> str:
     """Index and first line of the cell whose output holds an error."""
     for i, cell in enumerate(nb.cells):
@@ -110,6 +137,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=("quick", "full"), default=None,
                         help="DLIB_PROFILE for the kernels (default: $DLIB_PROFILE, else by CUDA)")
+    parser.add_argument("--coalesce", action="store_true",
+                        help="execute nothing: only merge the split stream outputs of the stored "
+                             "notebooks (what Jupyter shows anyway); their run records stay")
     parser.add_argument("chapters", nargs="*", type=Path,
                         help="chapter .md (or .ipynb) files; default: all of chapters/*.md")
     return parser.parse_args(argv)
@@ -124,6 +154,17 @@ def main(argv: list[str]) -> int:
         return 2
     if not mds:
         print("execute: no chapters found")
+        return 0
+
+    if args.coalesce:
+        for md in mds:
+            ipynb = md.with_suffix(".ipynb")
+            nb = nbformat.read(ipynb, as_version=4)
+            merged = coalesce_streams(nb)
+            if merged:
+                nbformat.write(nb, ipynb)
+                os.utime(md)
+            print(f"{merged:4d} split stream output(s) merged  {_rel(ipynb)}")
         return 0
 
     env = dict(os.environ, TQDM_DISABLE="1")
@@ -153,6 +194,7 @@ def main(argv: list[str]) -> int:
             failures.append(f"{_rel(md)}: {where}")
             continue
         wall = time.perf_counter() - t0
+        coalesce_streams(nb)
         meta = nb.metadata.setdefault("dlib", {})
         meta["run"] = {
             "profile": described["profile"],
