@@ -14,6 +14,7 @@ from dlib.studies.analysis import (
     rank_correlations,
     rank_table,
     score_pairs,
+    seeded,
     transfer_success,
     variance_explained,
 )
@@ -48,6 +49,17 @@ def test_variance_explained_is_the_r2_of_a_regression_on_the_groups():
     assert variance_explained(runs, "a") > 0.9  # the seed noise is small here
     with pytest.raises(ValueError, match="does not vary"):
         variance_explained([{**r, "scores": {"a": 1.0}} for r in runs], "a")
+
+
+def test_seeded_keeps_the_settings_with_enough_seeds():
+    runs = _runs()  # 2 methods x 3 settings x 4 seeds
+    lone = {"dataset": "dsprites", "method": "beta_vae", "setting": {"x": 9.0}, "seed": 0,
+            "scores": {}}
+    other = {**runs[0], "dataset": "color"}  # same setting on another dataset: its own group
+    pool = [lone, *runs, other]
+    assert seeded(pool) == runs
+    assert seeded(pool, min_seeds=1) == pool
+    assert seeded(runs[:3] + runs[4:6], min_seeds=3) == runs[:3]
 
 
 def test_rank_correlations_are_scipys():

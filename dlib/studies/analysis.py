@@ -6,6 +6,8 @@ with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes
 * :func:`variance_explained` — the share of a score's variance that the method alone, or the
   method with its hyperparameter, explains (the R² of a regression on those categories; the rest
   is the seed's), as in the paper's Table 2 (a) and (b);
+* :func:`seeded` — the models of the settings trained with several seeds, the population of
+  (a) and (b);
 * :func:`rank_correlations` — the Spearman rank correlation of every pair of scores over the
   models (the paper's Fig. 2);
 * :func:`transfer_success` — how often a model trained with the hyperparameter chosen on one
@@ -32,7 +34,7 @@ import numpy as np
 
 from dlib.studies.declarations import setting_key
 
-__all__ = ["score_pairs", "variance_explained", "rank_correlations", "rank_table",
+__all__ = ["score_pairs", "seeded", "variance_explained", "rank_correlations", "rank_table",
            "transfer_success",
            "with_sample_efficiency", "factor_kl"]
 
@@ -53,6 +55,18 @@ def score_pairs(runs: Sequence[Run], x: str, y: str) -> tuple[np.ndarray, np.nda
 
 def _group(run: Run, by: Sequence[str]) -> tuple:
     return tuple(setting_key(run["setting"]) if k == "setting" else run[k] for k in by)
+
+
+def seeded(runs: Sequence[Run], min_seeds: int = 2) -> list[Run]:
+    """The models whose (dataset, method, setting) has at least ``min_seeds`` of them: the only
+    ones that say anything about the seed (a setting trained once has no seed-to-seed
+    variance), in their original order."""
+    groups: dict[tuple, int] = {}
+    for r in runs:
+        key = (r.get("dataset"), *_group(r, ("method", "setting")))
+        groups[key] = groups.get(key, 0) + 1
+    return [r for r in runs
+            if groups[(r.get("dataset"), *_group(r, ("method", "setting")))] >= min_seeds]
 
 
 def variance_explained(runs: Sequence[Run], score: str,
