@@ -849,36 +849,43 @@ def plot_methods(score: str = "factor_vae", ax: Any = None, scale: str = "cpu",
 
 
 def factor_kl_rows(method: str = "annealed_vae", option: str = "c_max", scale: str = "cpu",
-                   root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+                   root: str | os.PathLike | None = None, by_seed: bool = False
+                   ) -> list[dict[str, Any]]:
     """Where the KL of ``method``'s models at ``scale`` goes, per value of ``option``: each
     active latent's KL credited to the factor it explains best
     (:func:`dlib.studies.analysis.factor_kl`), mean over seeds, plus the total's (mean, sd).
-    For AnnealedVAE this is the per-factor KL against the capacity :math:`C_{\\max}`."""
+    For AnnealedVAE this is the per-factor KL against the capacity :math:`C_{\\max}`. With
+    ``by_seed`` one row per model instead (``seeds`` holds its one seed, the total's sd is
+    NaN): a mean over a seed whose code collapsed and one that trained describes neither."""
     from dlib.studies.analysis import factor_kl
 
     rows = []
     for value, runs in _by_value(method, option, scale, root, "factor_latent_r2"):
-        per = [factor_kl(d["kl_dims"], d["factor_latent_r2"], d["factor_names"]) for d in runs]
-        rows.append({option: value, "seeds": sorted(d["seed"] for d in runs),
-                     "total": _mean_sd([float(np.sum(d["kl_dims"])) for d in runs]),
-                     **{k: float(np.mean([p[k] for p in per])) for k in per[0]}})
+        groups = ([[d] for d in sorted(runs, key=lambda d: d["seed"])] if by_seed else [runs])
+        for group in groups:
+            per = [factor_kl(d["kl_dims"], d["factor_latent_r2"], d["factor_names"])
+                   for d in group]
+            rows.append({option: value, "seeds": sorted(d["seed"] for d in group),
+                         "total": _mean_sd([float(np.sum(d["kl_dims"])) for d in group]),
+                         **{k: float(np.mean([p[k] for p in per])) for k in per[0]}})
     return rows
 
 
 def plot_factor_kl(method: str = "annealed_vae", option: str = "c_max", scale: str = "cpu",
                    ax: Any = None, root: str | os.PathLike | None = None,
-                   target: bool = True) -> Any:
-    """Stacked bars of :func:`factor_kl_rows`: the KL each factor holds (mean over seeds) per
-    value of ``option``; with ``target`` a black tick marks the value itself (AnnealedVAE's
-    capacity, in nats), which the bars should reach when the model spends its budget."""
+                   target: bool = True, by_seed: bool = False) -> Any:
+    """Stacked bars of :func:`factor_kl_rows`: the KL each factor holds (mean over seeds, or
+    one bar per model with ``by_seed``) per value of ``option``; with ``target`` a black tick
+    marks the value itself (AnnealedVAE's capacity, in nats), which the bars should reach when
+    the model spends its budget."""
     import matplotlib.pyplot as plt
 
     from dlib.plots import PALETTE
     from dlib.scales import get
 
-    rows = factor_kl_rows(method, option, scale, root)
+    rows = factor_kl_rows(method, option, scale, root, by_seed=by_seed)
     if ax is None:
-        ax = plt.subplots(figsize=(6, 3.4))[1]
+        ax = plt.subplots(figsize=(max(6, 0.55 * len(rows) + 2), 3.4))[1]
     if not rows:
         ax.set_title(f"no {method} model at the {scale} scale")
         return ax
@@ -893,10 +900,14 @@ def plot_factor_kl(method: str = "annealed_vae", option: str = "c_max", scale: s
     if target:
         ax.scatter(x, [r[option] for r in rows], marker="_", s=400, color="k", zorder=3,
                    label=f"{_SYMBOLS.get(option, option)} (target)")
-    ax.set_xticks(x, [f"{r[option]:g}\n({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})"
-                      for r in rows])
-    ax.set(xlabel=_SYMBOLS.get(option, option), ylabel="KL (nats)",
-           title=f"KL per factor ({get(scale).name} scale)")
+    if by_seed:
+        labels = [f"{r[option]:g}\ns{r['seeds'][0]}" for r in rows]
+    else:
+        labels = [f"{r[option]:g}\n({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})"
+                  for r in rows]
+    ax.set_xticks(x, labels)
+    ax.set(xlabel=_SYMBOLS.get(option, option) + (" and seed" if by_seed else ""),
+           ylabel="KL (nats)", title=f"KL per factor ({get(scale).name} scale)")
     ax.legend(fontsize=7, ncol=2)
     return ax
 

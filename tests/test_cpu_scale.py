@@ -468,6 +468,13 @@ def test_factor_kl_rows_credit_each_latent_to_its_factor(tmp_path):
     assert factor_kl_rows("dip_vae_i", "lambda_od", root=tmp_path) == []
     ax = plot_factor_kl(root=tmp_path)
     assert len(ax.patches) == 2 * 6  # two capacities × (five factors + "none")
+    rows = factor_kl_rows(root=tmp_path, by_seed=True)  # one row per model, no averaging
+    assert [(r["c_max"], r["seeds"]) for r in rows] == [(5.0, [0]), (25.0, [0]), (25.0, [1])]
+    assert (rows[1]["posX"], rows[1]["none"], rows[2]["posX"], rows[2]["none"]) == (10, 2, 12, 1)
+    assert rows[2]["total"][0] == pytest.approx(23.006) and np.isnan(rows[2]["total"][1])
+    ax = plot_factor_kl(root=tmp_path, by_seed=True)
+    assert len(ax.patches) == 3 * 6
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5\ns0", "25\ns0", "25\ns1"]
     ax = plot_sweep("annealed_vae", "c_max", root=tmp_path)
     assert len(ax.collections) == 3 + 1  # three models + the legend's handle
 
