@@ -6,8 +6,8 @@ with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes
 * :func:`variance_explained` — the share of a score's variance that the method alone, or the
   method with its hyperparameter, explains (the R² of a regression on those categories; the rest
   is the seed's), as in the paper's Table 2 (a) and (b);
-* :func:`seeded` — the models of the settings trained with several seeds, the population of
-  (a) and (b);
+* :func:`seeded` — the models of the settings trained with several seeds: those whose
+  variance :func:`variance_explained` can split between the setting and the seed;
 * :func:`rank_correlations` — the Spearman rank correlation of every pair of scores over the
   models (the paper's Fig. 2);
 * :func:`transfer_success` — how often a model trained with the hyperparameter chosen on one
