@@ -339,18 +339,27 @@ def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None
     return [j for _, j in ahead] + [j for r, j in ranked if r is None]
 
 
+def _trial_states(path: str | os.PathLike) -> list[dict[str, Any]] | None:
+    """The trials (status, config) in the newest state file of Ray's experiment at ``path``
+    (Ray Tune 2.x's ``experiment_state-*.json``); None without a readable one."""
+    states = sorted(Path(path).glob("experiment_state-*.json"))
+    if not states:
+        return None
+    try:
+        return [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
 def unfinished_exported(path: str | os.PathLike, done: set[str] | frozenset[str]) -> list[str]:
     """The models that Ray's experiment at ``path`` has not finished although they are in
     ``done`` (exported by another experiment since): restoring it would train them again.
     Read from the experiment's newest state file (Ray Tune 2.x's ``experiment_state-*.json``);
     an experiment without a readable one gives none."""
-    states = sorted(Path(path).glob("experiment_state-*.json"))
-    if not done or not states:
-        return []
+    trials = _trial_states(path) if done else None
     try:
-        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
-        jobs = [(t["status"], t["config"]["job"]) for t in trials]
-    except (KeyError, TypeError, ValueError, IndexError):
+        jobs = [(t["status"], t["config"]["job"]) for t in trials or []]
+    except (KeyError, TypeError):
         return []
     unfinished = (trial_key(job["point"], s) for status, job in jobs
                   if status != "TERMINATED" for s in job["seeds"])
@@ -361,13 +370,11 @@ def options_changed(path: str | os.PathLike, sc: Scale) -> bool:
     """Whether Ray's experiment at ``path`` was started with other method options than ``sc``
     sets now (:attr:`Scale.method_options`): its unfinished trials would resume with the old
     ones, since a trial's config carries its scale. Read like :func:`unfinished_exported`."""
-    states = sorted(Path(path).glob("experiment_state-*.json"))
-    if not states:
-        return False
     try:
-        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
-        had = [t["config"]["scale"].get("method_options", {}) for t in trials]
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        had = [t["config"]["scale"].get("method_options", {}) for t in _trial_states(path) or []]
+    except (KeyError, TypeError, AttributeError):
+        return False
+    if not had:
         return False
     now = json.loads(json.dumps(sc.method_options))  # as the state file stores it
     return any(h != now for h in had)
@@ -376,13 +383,10 @@ def options_changed(path: str | os.PathLike, sc: Scale) -> bool:
 def experiment_finished(path: str | os.PathLike) -> bool:
     """Whether every trial of Ray's experiment at ``path`` has ended (``TERMINATED``): restoring
     it trains nothing. Read like :func:`unfinished_exported`; no readable state gives False."""
-    states = sorted(Path(path).glob("experiment_state-*.json"))
-    if not states:
-        return False
+    trials = _trial_states(path)
     try:
-        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]]
         return bool(trials) and all(t["status"] == "TERMINATED" for t in trials)
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError):
         return False
 
 
