@@ -268,6 +268,26 @@ def test_load_reads_an_export_and_says_what_is_missing(tmp_path, capsys):
     assert "python -m dlib.studies export beta_vae --scale full" in said
 
 
+def test_note_of_several_runs_names_the_latest_and_the_summed_wall_time(tmp_path):
+    """An index made by several runs carries the sum of their wall times; the note must not
+    attribute that sum to the latest command (it did: "<latest command>, 263.9 min")."""
+    _export(tmp_path)
+    prov = results.Provenance("by hand").finish()
+    runs = [{"command": "run a", "wall_s": 3600.0}, {"command": "run b", "wall_s": 1800.0},
+            {"command": "run c", "wall_s": None, "ended": False}]
+    data = {k: v for k, v in results.load("t_read/index", tmp_path).data.items()
+            if k != "provenance"}
+    results.save("t_read/index", data, {**prov, "command": "run c", "wall_s": 5400.0,
+                                              "runs": runs}, root=tmp_path)
+    note = studies.load("t_read", root=tmp_path).note()
+    assert note.startswith("Results of 3 runs of the studies runner (the latest: `run c`")
+    assert "1.5 h of wall time over the 2 that had ended" in note and "90.0 min" not in note
+    results.save("t_read/index", data, {**prov, "command": "run a", "wall_s": 3600.0,
+                                              "runs": runs[:1]}, root=tmp_path)
+    assert "`run a` at " in studies.load("t_read", root=tmp_path).note()
+    assert ", 60.0 min;" in studies.load("t_read", root=tmp_path).note()
+
+
 def test_wilson_interval_against_its_formula_and_coverage():
     from scipy.stats import binomtest
 

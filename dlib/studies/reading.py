@@ -57,11 +57,19 @@ class StudyResult:
         state = " (dirty)" if dirty else (" (tree state unknown)" if dirty is None else "")
         commit = (p["commit"][:7] if p.get("commit") else "unknown commit") + state
         wall = p.get("wall_s")
-        took = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""
+        runs = p.get("runs") or []
         scale = self.data.get("scale", {})
-        text = (f"Results of `{p.get('command', '?')}` at {commit} on {p.get('device', '?')}, "
-                f"{(p.get('started_utc') or '?')[:10]}{took}; {scale.get('name', '?')} scale, "
-                f"{self.data.get('steps', '?'):,} steps.")
+        where = f"at {commit} on {p.get('device', '?')}, {(p.get('started_utc') or '?')[:10]}"
+        if len(runs) > 1:  # the index's wall time is the sum over its runs, not the latest's
+            ended = sum(isinstance(r.get("wall_s"), (int, float)) for r in runs)
+            took = (f"; {wall / 3600:.1f} h of wall time over the {ended} that had ended at "
+                    f"export" if isinstance(wall, (int, float)) and ended else "")
+            text = (f"Results of {len(runs)} runs of the studies runner (the latest: "
+                    f"`{p.get('command', '?')}` {where}){took}")
+        else:
+            took = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""
+            text = f"Results of `{p.get('command', '?')}` {where}{took}"
+        text += f"; {scale.get('name', '?')} scale, {self.data.get('steps', '?'):,} steps."
         if not self.data.get("complete"):
             text += (f" Partial: {self.data.get('finished_models')} of "
                      f"{self.data.get('planned_models')} planned models.")
