@@ -461,13 +461,21 @@ def test_answer_not_revealed(md: Path, i: int, label: str):
         pytest.skip("the exercise cell needs the chapter's state")
     sources = "\n".join(p.read_text(encoding="utf-8")
                         for p in Path(checks.__file__).parent.glob("*.py"))
-    text = _text(student(md))
+    nb = student(md)
+    written = "\n".join(cell.source for cell in nb.cells)
+    text = _text(nb)
     for value in _numbers(found[1]):
         for digits in (4, 5, 6):
             shown = f"{value:.{digits}g}"
             if len(shown.replace(".", "").lstrip("0")) >= 4:
                 assert shown not in sources, f"{label}: {shown} appears in dlib/course"
-                assert shown not in text, f"{label}: {shown} appears in the student edition"
+                assert shown not in written, f"{label}: {shown} appears in the student edition"
+                # the stored outputs print thousands of 4-digit numbers (training logs of the
+                # quick profile), so a 4-digit match there is chance (ex-m15-bound-gap's answer
+                # once matched a logged g_adv=0.4513); from 5 digits on a match is a leak
+                if digits >= 5:
+                    assert shown not in text, (f"{label}: {shown} appears in the student "
+                                               "edition's outputs")
 
 
 def test_check_api():

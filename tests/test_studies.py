@@ -347,9 +347,10 @@ def test_the_cpu_scale_loads_dsprites_at_its_image_size():
 
 
 def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
-    """The encode-once evaluator gives exactly the scores of the on-demand one (same random
-    streams); it adds the sampled code's TC/WC, the KL and R² over the whole set, and fixed-
-    index codes for UDR; a model without an encoder falls back to on-demand scoring."""
+    """The encode-once evaluator gives the scores of the on-demand one (same random streams,
+    equal up to float rounding); it adds the sampled code's TC/WC, the KL and R² over the whole
+    set, and fixed-index codes for UDR; a model without an encoder falls back to on-demand
+    scoring."""
     from dlib.data import load, save_dsprites_npz
     from dlib.methods import OAT, BetaVAE, InfoGAN
     from dlib.metrics import compute
@@ -372,9 +373,18 @@ def test_encoded_metrics_equal_on_demand_metrics_and_keep_udr_codes(tmp_path):
     want = EVALUATORS["metrics"].final(Context(m, 0, 8, study, scale, data, None, "dsprites"))
     assert got["encoded"] is True
     assert set(got["metric_seconds"]) == set(study.metrics)  # each metric timed
-    assert got["metrics"] == {**want["metrics"], "unsupervised_sampled": got["metrics"][
-        "unsupervised_sampled"]}
-    assert {k: got["scores"][k] for k in want["scores"]} == want["scores"]
+    # equal up to the encoder's float32 rounding, which on some CPUs depends on the batch
+    # size (encoded once in large batches vs on demand); a classifier stopped at its iteration
+    # limit can then flip one training prediction, one point in 100 of an accuracy
+    assert set(got["metrics"]) == set(want["metrics"]) | {"unsupervised_sampled"}
+    for name, values in want["metrics"].items():
+        assert set(got["metrics"][name]) == set(values), name
+        for key, value in values.items():
+            tol = 0.011 if "accuracy" in key else 1e-6 * max(1.0, abs(value))
+            assert abs(got["metrics"][name][key] - value) <= tol, (name, key)
+    for key, value in want["scores"].items():
+        assert got["scores"][key] == pytest.approx(value, rel=1e-6, abs=0.011 if key.startswith(
+            "downstream") else 1e-9), key
     assert {"downstream_lr_10", "downstream_lr_100", "downstream_gbt_100"} <= set(want["scores"])
     assert "downstream_lr_1000" not in want["scores"]  # not computed at this scale's sizes
     sampled = compute("unsupervised", data, sampled_representation(
