@@ -685,6 +685,21 @@ def _by_value(method: str, option: str, scale: str, root: str | os.PathLike | No
     return sorted(groups.items())
 
 
+def best_r2(run: dict[str, Any]) -> dict[str, float]:
+    """Each factor's best R² over the latents of one model (an entry of :func:`models`), by
+    factor name: how much of the factor the single most informative latent explains."""
+    best = np.max(np.asarray(run["factor_latent_r2"]), axis=1)
+    return {n: float(b) for n, b in zip(run["factor_names"], best, strict=True)}
+
+
+def latents_per_factor(run: dict[str, Any], threshold: float = 0.1) -> dict[str, int]:
+    """For one model, how many active latents (KL > 0.01 nats) explain more than ``threshold``
+    of each factor's variance (R²), by factor name: 1 is the disentangled ideal, 0 a factor left
+    out, 2 or more a factor spread."""
+    r2 = np.asarray(run["factor_latent_r2"])[:, np.asarray(run["kl_dims"]) > 0.01]
+    return {n: int(c) for n, c in zip(run["factor_names"], (r2 > threshold).sum(1), strict=True)}
+
+
 def spread_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cpu",
                 threshold: float = 0.1, root: str | os.PathLike | None = None
                 ) -> list[dict[str, Any]]:
@@ -695,10 +710,7 @@ def spread_rows(method: str = "beta_vae", option: str = "beta", scale: str = "cp
     rows = []
     for value, runs in _by_value(method, option, scale, root, "factor_latent_r2"):
         names = runs[0]["factor_names"]
-        counts = []
-        for d in runs:
-            r2 = np.asarray(d["factor_latent_r2"])[:, np.asarray(d["kl_dims"]) > 0.01]
-            counts.append((r2 > threshold).sum(1))
+        counts = [list(latents_per_factor(d, threshold).values()) for d in runs]
         mean = np.mean(counts, 0)
         rows.append({option: value, "seeds": len(runs),
                      **{n: float(c) for n, c in zip(names, mean, strict=True)}})

@@ -536,3 +536,16 @@ def test_every_dsprites_factor_changes_a_quarter_of_the_pixels_at_32x32():
     # the count is over the same kind of traversal: one traversal's own count is close to the
     # mean over three (a sprite's outline is about the same length at every base)
     assert 0.5 < first / big["posX"] < 2.0
+
+
+def test_best_r2_and_latents_per_factor_read_the_factor_latent_map():
+    from dlib import cpu_scale
+
+    run = {"factor_names": ["a", "b", "c"],
+           "factor_latent_r2": [[0.9, 0.05, 0.2, 0.3],  # a: one strong latent, two weak above 0.1
+                                [0.0, 0.02, 0.01, 0.0],  # b: not encoded
+                                [0.0, 0.6, 0.0, 0.5]],  # c: two latents, one of them inactive
+           "kl_dims": [2.0, 1.0, 0.5, 0.001]}
+    assert cpu_scale.best_r2(run) == {"a": 0.9, "b": 0.02, "c": 0.6}
+    assert cpu_scale.latents_per_factor(run) == {"a": 2, "b": 0, "c": 1}
+    assert cpu_scale.latents_per_factor(run, threshold=0.5) == {"a": 1, "b": 0, "c": 1}
