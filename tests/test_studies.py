@@ -40,6 +40,11 @@ def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
     assert (ablation.step_fraction, ablation.batch_size, ablation.metrics) == (
         oat.step_fraction, oat.batch_size, oat.metrics)
     assert trial_key(ablation.points()[0], 0) == "dsprites-oat-num_z15-seed0"
+    # the long schedule: the oat study's rules and protocol over the scale's full steps
+    long = studies.get("oat_long")
+    assert long.arms == oat.arms and long.step_fraction == 1.0 == 3 * oat.step_fraction
+    assert (long.batch_size, long.metrics, long.evaluators) == (
+        oat.batch_size, oat.metrics, oat.evaluators)
     # Table 3 of the intervention-based paper: K_Z = 2 features of D_Z = 16 (ints), λ1 = 1
     digits = studies.get("intervention_digits")
     assert digits.planned() == 3 * 2 * 3 and digits.metrics == ("sap",)

@@ -169,6 +169,11 @@ _studies: list[Study] = [
           "full scale; beside the default switching rule, one where a dimension must hold "
           "PEEL_HOLD (0.5) nats before the next is switched on",
           (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2, 3, 4), **_OAT),
+    Study("oat_long", "the oat study's two switching rules with a schedule three times as long "
+          "(the scale's full steps; every phase of OAT's schedule stretches with the run): does "
+          "the default rule peel when each dimension has more steps to fill?",
+          (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2),
+          **{**_OAT, "step_fraction": 1.0}),
     Study("oat_ablation", "OAT's ablation of its two sets, the oat study's protocol and default "
           "switching rule with one set halved: K = 5 (the paper's Table 1 row OAT K = 5, d = 10) "
           "and d = 5", (Arm("oat", ({"num_z1": 5}, {"num_z2": 5})),), seeds=(0, 1, 2), **_OAT),
