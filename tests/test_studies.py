@@ -45,6 +45,11 @@ def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
     assert long.arms == oat.arms and long.step_fraction == 1.0 == 3 * oat.step_fraction
     assert (long.batch_size, long.metrics, long.evaluators) == (
         oat.batch_size, oat.metrics, oat.evaluators)
+    # DIP-VAE-I's diagonal term tested: the locatello protocol, λ_d = λ_od instead of 10·λ_od
+    diag, loc = studies.get("dip_vae_i_lambda_d"), studies.get("locatello")
+    assert [s["lambda_d"] / s["lambda_od"] for a in diag.arms for s in a.settings] == [1.0, 1.0]
+    assert (diag.metrics, diag.evaluators, diag.step_fraction) == (
+        loc.metrics, loc.evaluators, loc.step_fraction)
     # Table 3 of the intervention-based paper: K_Z = 2 features of D_Z = 16 (ints), λ1 = 1
     digits = studies.get("intervention_digits")
     assert digits.planned() == 3 * 2 * 3 and digits.metrics == ("sap",)

@@ -159,6 +159,14 @@ _studies: list[Study] = [
           metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
                    "irs", "unsupervised", "downstream_task", "downstream_task_gbt"),
           evaluators=("encoded_metrics", "recon_kl", "traversal")),
+    Study("dip_vae_i_lambda_d", "DIP-VAE-I with the diagonal weight λ_d = λ_od instead of the "
+          "study's 10·λ_od, at λ_od ∈ {5, 20}: is the diagonal term what spreads the factors "
+          "over every latent (chapter 14)?",
+          (Arm("dip_vae_i", ({"lambda_od": 5.0, "lambda_d": 5.0},
+                             {"lambda_od": 20.0, "lambda_d": 20.0})),), seeds=(0,),
+          metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
+                   "irs", "unsupervised", "downstream_task", "downstream_task_gbt"),
+          evaluators=("encoded_metrics", "recon_kl", "traversal")),
     Study("locatello_color", "the study's grids, one seed, on color-dSprites (transfer)",
           tuple(_sweep(m) for m in registry.STUDY_METHODS), seeds=(0,),
           datasets=("color_dsprites",),
