@@ -161,7 +161,7 @@ _studies: list[Study] = [
           evaluators=("encoded_metrics", "recon_kl", "traversal")),
     Study("dip_vae_i_lambda_d", "DIP-VAE-I with the diagonal weight λ_d = λ_od instead of the "
           "study's 10·λ_od, at λ_od ∈ {5, 20}: is the diagonal term what spreads the factors "
-          "over every latent (chapter 14)?",
+          "over every latent (the DIP-VAE chapter)?",
           (Arm("dip_vae_i", ({"lambda_od": 5.0, "lambda_d": 5.0},
                              {"lambda_od": 20.0, "lambda_d": 20.0})),), seeds=(0,),
           metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
