@@ -128,6 +128,14 @@ _OAT: dict[str, Any] = {"metrics": ("factor_vae", "mig", "dci", "beta_vae"),
                         "evaluators": ("encoded_metrics", "oat_state", "traversal"),
                         "step_fraction": 1 / 3, "batch_size": 128}
 
+#: the large-scale study's protocol: every metric of the suite, scored on codes encoded once
+_LOCATELLO: dict[str, Any] = {
+    "metrics": ("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness", "irs",
+                "unsupervised", "downstream_task", "downstream_task_gbt"),
+    "evaluators": ("encoded_metrics", "recon_kl", "traversal")}
+#: OAT's two switching rules: the default, and one where a dimension must hold PEEL_HOLD nats
+_OAT_RULES = (Arm("oat", ({}, {"saturation_min_kl": 0.5})),)
+
 _studies: list[Study] = [
     # ---- Part III: each method's headline setting, two sweeps, the relatives -------------------
     Study("beta_vae", "β-VAE, β = 4 (Higgins et al.)", (Arm("beta_vae", ({"beta": 4.0},)),),
@@ -156,32 +164,26 @@ _studies: list[Study] = [
     # ---- the large-scale study (Locatello et al. 2019) at a chosen scale ------------------------
     Study("locatello", "every method of the study over its six-value grid × 3 seeds on dSprites",
           tuple(_sweep(m) for m in registry.STUDY_METHODS),
-          metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
-                   "irs", "unsupervised", "downstream_task", "downstream_task_gbt"),
-          evaluators=("encoded_metrics", "recon_kl", "traversal")),
+          **_LOCATELLO),
     Study("dip_vae_i_lambda_d", "DIP-VAE-I with the diagonal weight λ_d = λ_od instead of the "
           "study's 10·λ_od, at λ_od ∈ {5, 20}: is the diagonal term what spreads the factors "
           "over every latent (the DIP-VAE chapter)?",
           (Arm("dip_vae_i", ({"lambda_od": 5.0, "lambda_d": 5.0},
                              {"lambda_od": 20.0, "lambda_d": 20.0})),), seeds=(0,),
-          metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
-                   "irs", "unsupervised", "downstream_task", "downstream_task_gbt"),
-          evaluators=("encoded_metrics", "recon_kl", "traversal")),
+          **_LOCATELLO),
     Study("locatello_color", "the study's grids, one seed, on color-dSprites (transfer)",
           tuple(_sweep(m) for m in registry.STUDY_METHODS), seeds=(0,),
           datasets=("color_dsprites",),
-          metrics=("beta_vae", "factor_vae", "mig", "dci", "sap", "modularity_explicitness",
-                   "irs", "unsupervised", "downstream_task", "downstream_task_gbt")),
+          metrics=_LOCATELLO["metrics"]),
     # ---- Part V ----------------------------------------------------------------------------------
     Study("oat", "OAT (K = 10, d = 10) on dSprites, the paper's batch 128, 100k iterations at "
           "full scale; beside the default switching rule, one where a dimension must hold "
           "PEEL_HOLD (0.5) nats before the next is switched on",
-          (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2, 3, 4), **_OAT),
+          _OAT_RULES, seeds=(0, 1, 2, 3, 4), **_OAT),
     Study("oat_long", "the oat study's two switching rules with a schedule three times as long "
           "(the scale's full steps; every phase of OAT's schedule stretches with the run): does "
           "the default rule peel when each dimension has more steps to fill?",
-          (Arm("oat", ({}, {"saturation_min_kl": 0.5})),), seeds=(0, 1, 2),
-          **{**_OAT, "step_fraction": 1.0}),
+          _OAT_RULES, seeds=(0, 1, 2), **{**_OAT, "step_fraction": 1.0}),
     Study("oat_ablation", "OAT's ablation of its two sets, the oat study's protocol and default "
           "switching rule with one set halved: K = 5 (the paper's Table 1 row OAT K = 5, d = 10) "
           "and d = 5", (Arm("oat", ({"num_z1": 5}, {"num_z2": 5})),), seeds=(0, 1, 2), **_OAT),
