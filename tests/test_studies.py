@@ -50,6 +50,11 @@ def test_sweeps_are_the_registry_grids_and_settings_are_config_fields():
     assert [s["lambda_d"] / s["lambda_od"] for a in diag.arms for s in a.settings] == [1.0, 1.0]
     assert (diag.metrics, diag.evaluators, diag.step_fraction) == (
         loc.metrics, loc.evaluators, loc.step_fraction)
+    # the transfer grid is scored exactly as the dSprites grid (encode-once, recon/KL, traversal)
+    color = studies.get("locatello_color")
+    assert color.arms == loc.arms and color.datasets == ("color_dsprites",)
+    assert (color.metrics, color.evaluators, color.step_fraction, color.batch_size) == (
+        loc.metrics, loc.evaluators, loc.step_fraction, loc.batch_size)
     # Table 3 of the intervention-based paper: K_Z = 2 features of D_Z = 16 (ints), λ1 = 1
     digits = studies.get("intervention_digits")
     assert digits.planned() == 3 * 2 * 3 and digits.metrics == ("sap",)

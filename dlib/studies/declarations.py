@@ -173,8 +173,7 @@ _studies: list[Study] = [
           **_LOCATELLO),
     Study("locatello_color", "the study's grids, one seed, on color-dSprites (transfer)",
           tuple(_sweep(m) for m in registry.STUDY_METHODS), seeds=(0,),
-          datasets=("color_dsprites",),
-          metrics=_LOCATELLO["metrics"]),
+          datasets=("color_dsprites",), **_LOCATELLO),
     # ---- Part V ----------------------------------------------------------------------------------
     Study("oat", "OAT (K = 10, d = 10) on dSprites, the paper's batch 128, 100k iterations at "
           "full scale; beside the default switching rule, one where a dimension must hold "
