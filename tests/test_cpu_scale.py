@@ -66,6 +66,25 @@ def test_32_needs_the_procedural_renderer_and_plain_dsprites(tmp_path):
         data.observe(torch.zeros(2, 1, 64, 64, dtype=torch.uint8))
 
 
+def test_color_dsprites_at_32_is_the_32_px_sprite_in_one_colour_per_image():
+    grey, color = load("dsprites", image_size=32), load("color_dsprites", image_size=32)
+    assert color.observation_shape == (32, 32, 3) and color.factor_sizes == grey.factor_sizes
+    f = grey.sample_factors(200, np.random.RandomState(3))
+    binary = grey.images_from_classes(torch.as_tensor(f), "cpu")
+    x = color.observe(binary, torch.Generator().manual_seed(0))
+    assert x.shape == (200, 3, 32, 32)
+    mask = binary.bool().expand(-1, 3, -1, -1)
+    assert (x[~mask] == 0).all()  # black background
+    # every channel of every sprite pixel holds that image's one colour, in [0.5, 1)
+    lo = x.masked_fill(~mask, 2.0).amin((2, 3))
+    hi = x.masked_fill(~mask, -1.0).amax((2, 3))
+    assert torch.equal(lo, hi) and lo.min() >= 0.5 and hi.max() < 1.0
+    assert lo.std(0).min() > 0.1  # the colour varies between images
+    rs = np.random.RandomState(0)
+    obs = color.sample_observations_from_factors(f[:5], rs)
+    assert obs.shape == (5, 32, 32, 3)
+
+
 # ---- the narrow network ------------------------------------------------------------------------
 def test_default_network_is_the_reference():
     enc, dec = Encoder((1, 64, 64)), Decoder((1, 64, 64))

@@ -392,7 +392,9 @@ class ColorDSprites(DSprites):
 
     name = "color_dsprites"
     channels = 3
-    image_sizes = (CANVAS,)
+    #: the colour is one draw per image, so it means the same at 32 px (the CPU scale's transfer
+    #: grid) as at 64; noise and scream patches are defined per 64-px pixel and stay at 64
+    image_sizes = IMAGE_SIZES
     deterministic_observations = False
 
     def _nuisance_numpy(self, binary: np.ndarray, rs: np.random.RandomState) -> np.ndarray:
