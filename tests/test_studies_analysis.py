@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from dlib import studies
 from dlib.studies import analysis
 from dlib.studies.analysis import (
     rank_correlations,
@@ -107,6 +108,15 @@ def test_transfer_success_by_brute_force():
     assert got == pytest.approx(want) and got > 0.75
     # choosing by "c" (which falls with the setting) picks x = 1: worse than random on "a"
     assert transfer_success(source, target, "c", "a") < 0.25
+    rows = analysis.transfer_by_method(source, target, "c", "a")
+    low = studies.setting_key({"x": 1.0})
+    assert sorted(rows) == ["beta_vae", "factor_vae"]
+    assert all(row["chosen"] == [low] and row["models"] == 12 for row in rows.values())
+    assert np.mean([row["rate"] for row in rows.values()]) == transfer_success(
+        source, target, "c", "a")
+    # a method whose chosen setting the target lacks is left out, not scored as a loss
+    partial = [r for r in target if not (r["method"] == "factor_vae" and r["setting"]["x"] == 1)]
+    assert list(analysis.transfer_by_method(source, partial, "c", "a")) == ["beta_vae"]
 
 
 def test_transfer_on_the_same_models_leaves_each_seed_out():

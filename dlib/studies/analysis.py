@@ -35,7 +35,7 @@ import numpy as np
 from dlib.studies.declarations import setting_key
 
 __all__ = ["score_pairs", "seeded", "variance_explained", "rank_correlations", "rank_table",
-           "transfer_success",
+           "transfer_success", "transfer_by_method",
            "with_sample_efficiency", "factor_kl"]
 
 Run = dict[str, Any]
@@ -162,45 +162,50 @@ def _beats(chosen: Sequence[float], pool: Sequence[float]) -> float:
     return float(((a > b) + 0.5 * (a == b)).mean())
 
 
-def transfer_success(source: Sequence[Run], target: Sequence[Run], source_score: str,
-                     target_score: str) -> float:
-    """How often the hyperparameter chosen on ``source`` gives a better model on ``target``.
+def transfer_by_method(source: Sequence[Run], target: Sequence[Run], source_score: str,
+                       target_score: str) -> dict[str, dict[str, Any]]:
+    """Per method, the setting chosen on ``source`` and how often it wins on ``target``.
 
-    For each method: choose its setting with the best median ``source_score`` over the
-    ``source`` models; then, on ``target``, the probability that a model of the chosen setting
-    beats a model of the same method drawn at random (any setting, any seed) on
-    ``target_score`` — exactly, over all pairs (ties count one half). Returns the mean over the
-    methods present in both. When ``source`` and ``target`` are the same models (the paper's
-    "same data set, different seed"), each seed of the target is judged with the setting chosen
-    on the *other* seeds, so a model never selects itself.
+    For each method present on both sides: choose its setting with the best median
+    ``source_score`` over the ``source`` models; then, on ``target``, ``rate`` is the
+    probability that a model of the chosen setting beats a model of the same method drawn at
+    random (any setting, any seed) on ``target_score`` — exactly, over all pairs (ties count one
+    half); ``chosen`` lists the settings chosen and ``models`` the number of target models in
+    the pool. When ``source`` and ``target`` are the same models (the paper's "same data set,
+    different seed"), each seed of the target is judged with the setting chosen on the *other*
+    seeds, so a model never selects itself, and ``rate`` is the mean over those seeds. Methods
+    with nothing to judge (no scores, or the chosen setting absent from the target) are left
+    out.
     """
     same = source is target or [id(r) for r in source] == [id(r) for r in target]
-    rates = []
+    out: dict[str, dict[str, Any]] = {}
     for method in sorted({r["method"] for r in target} & {r["method"] for r in source}):
         tgt = [r for r in target if r["method"] == method and _value(r, target_score) is not None]
         pool = [_value(r, target_score) for r in tgt]
         if not pool:
             continue
-        if not same:
-            best = _best_setting([r for r in source if r["method"] == method], source_score)
-            chosen = [_value(r, target_score) for r in tgt
-                      if setting_key(r["setting"]) == best]
-            if chosen:
-                rates.append(_beats(chosen, pool))
-            continue
-        per_seed = []
-        for seed in sorted({r["seed"] for r in tgt}):
+        rates, picks = [], []
+        for seed in sorted({r["seed"] for r in tgt}) if same else [None]:
             others = [r for r in source if r["method"] == method and r["seed"] != seed]
             best = _best_setting(others, source_score)
-            chosen = [_value(r, target_score) for r in tgt
-                      if r["seed"] == seed and setting_key(r["setting"]) == best]
+            chosen = [_value(r, target_score) for r in tgt if setting_key(r["setting"]) == best
+                      and (seed is None or r["seed"] == seed)]
             if chosen:
-                per_seed.append(_beats(chosen, pool))
-        if per_seed:
-            rates.append(float(np.mean(per_seed)))
-    if not rates:
+                rates.append(_beats(chosen, pool))
+                picks.append(best)
+        if rates:
+            out[method] = {"rate": float(np.mean(rates)), "chosen": picks, "models": len(pool)}
+    return out
+
+
+def transfer_success(source: Sequence[Run], target: Sequence[Run], source_score: str,
+                     target_score: str) -> float:
+    """How often the hyperparameter chosen on ``source`` gives a better model on ``target``:
+    the mean over methods of :func:`transfer_by_method`'s ``rate`` (the paper's percentages)."""
+    rows = transfer_by_method(source, target, source_score, target_score)
+    if not rows:
         raise ValueError("no method has models on both sides with the scores asked for")
-    return float(np.mean(rates))
+    return float(np.mean([row["rate"] for row in rows.values()]))
 
 
 def factor_kl(kl: Sequence[float], r2: Any, factor_names: Sequence[str],
