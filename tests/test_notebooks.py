@@ -147,6 +147,19 @@ def test_provenance(ipynb: Path):
     assert check_pairs.provenance_problems(ipynb) == []
 
 
+def test_provenance_rejects_a_dirty_tree(tmp_path: Path):
+    run = {"profile": "quick", "device": "cpu", "commit": "abc", "dirty": False,
+           "started_utc": "2026-01-01T00:00:00Z", "wall_s": 1.0, "torch": "2"}
+    path = tmp_path / "x.ipynb"
+    for dirty, expected in ((False, []), (True, ["executed from a dirty tree"]),
+                            ("no", ["dirty is not a bool"])):
+        nb = nbformat.v4.new_notebook(metadata={"dlib": {"run": {**run, "dirty": dirty}}})
+        nbformat.write(nb, path)
+        problems = check_pairs.provenance_problems(path)
+        assert len(problems) == len(expected)
+        assert all(e in p for e, p in zip(expected, problems, strict=True))
+
+
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_quick_profile_time_budget(ipynb: Path):
     run = check_pairs.run_record(ipynb) or {}

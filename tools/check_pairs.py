@@ -173,6 +173,9 @@ def provenance_problems(ipynb: Path) -> list[str]:
         problems.append(f"{_rel(ipynb)}: metadata.dlib.run.wall_s is not a number")
     if "dirty" in run and not isinstance(run["dirty"], bool):
         problems.append(f"{_rel(ipynb)}: metadata.dlib.run.dirty is not a bool")
+    elif run.get("dirty") is True:  # outputs of code that no commit holds
+        problems.append(f"{_rel(ipynb)}: executed from a dirty tree (commit {run.get('commit')} "
+                        "plus uncommitted changes); commit, then re-execute from a clean checkout")
     return problems
 
 
