@@ -617,6 +617,32 @@ def test_exported_models_of_an_old_option_are_retrained_and_set_aside(tmp_path):
     assert _exported_models(study, cpu, None, tmp_path) == (current, [])
 
 
+def test_run_options_follow_the_grid_point_and_stale_ones_are_retrained():
+    """OAT's minimum time per z1 dimension is a share of the OAT phase per dimension, so the
+    ablation's K = 5 gets twice K = 10's; a model trained with K = 10's schedule at K = 5 (the
+    bug this guards against) is not current, and neither scale options nor DEFT are touched."""
+    from dlib.methods.oat import schedule_for
+    from dlib.scales import SCALES
+    from dlib.studies.runner import is_current
+
+    k5 = registry.run_options("oat", steps=13_333, setting={"num_z1": 5})
+    assert k5 == schedule_for(13_333, num_z1=5) != registry.run_options("oat", steps=13_333)
+    assert k5["min_dim_steps"] == 1_200 and registry.run_options(
+        "oat", steps=13_333)["min_dim_steps"] == 600
+    cpu = SCALES["cpu"]
+    record = {"method": "oat", "steps": 13_333, "batch_size": 128, "dataset": "dsprites",
+              "setting": {"num_z1": 5}, "options": {**k5, "num_z1": 5, "width": 0.5}}
+    assert is_current(record, cpu)
+    assert not is_current({**record, "options": {**record["options"], "min_dim_steps": 600}}, cpu)
+    assert is_current({**record, "setting": {"num_z2": 5}, "options": {
+        **schedule_for(13_333), "num_z2": 5}}, cpu)
+    deft = {"method": "deft", "steps": 8_832, "batch_size": 64, "dataset": "dsprites",
+            "setting": {}, "options": {"stage_steps": [768, 768, 1536, 5760],
+                                       "pressure_scale": 0.25}}
+    assert is_current(deft, cpu) and not is_current(
+        {**deft, "options": {"stage_steps": [768, 768, 1536, 5760]}}, cpu)
+
+
 def test_an_experiment_started_with_old_options_is_not_resumed(tmp_path):
     import json
 

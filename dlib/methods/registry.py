@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,8 @@ STUDY_BATCH_SIZE = 64
 class MethodSpec:
     """One method: ``dlib.methods.<cls>`` with ``fixed`` options; the study sweeps ``swept``
     over ``grid`` (empty for methods outside the study); ``run_options(steps, dataset,
-    dataset_size, batch_size)`` gives the options that depend on the run."""
+    dataset_size, batch_size, setting)`` gives the options that depend on the run (and on the
+    grid point's ``setting``, which overrides them in training)."""
 
     name: str
     cls: str  # a class of dlib.methods
@@ -42,7 +43,7 @@ class MethodSpec:
     fixed: dict[str, Any] = field(default_factory=dict)
     swept: str | None = None
     grid: tuple[float, ...] = ()
-    run_options: Callable[[int, str, int, int], dict[str, Any]] | None = None
+    run_options: Callable[[int, str, int, int, Mapping[str, Any]], dict[str, Any]] | None = None
 
     def method_class(self) -> type[Method]:
         """The class this entry builds."""
@@ -55,18 +56,20 @@ class MethodSpec:
             importlib.import_module("dlib.methods"), self.cls + "Config")
 
 
-def _dataset_size(steps: int, dataset: str, dataset_size: int, batch_size: int
-                  ) -> dict[str, Any]:
+def _dataset_size(steps: int, dataset: str, dataset_size: int, batch_size: int,
+                  setting: Mapping[str, Any]) -> dict[str, Any]:
     # β-TCVAE's minibatch-weighted estimators need the number of training images
     return {"dataset_size": int(dataset_size)}
 
 
-def _annealed(steps: int, dataset: str, dataset_size: int, batch_size: int) -> dict[str, Any]:
+def _annealed(steps: int, dataset: str, dataset_size: int, batch_size: int,
+              setting: Mapping[str, Any]) -> dict[str, Any]:
     # the capacity ramp keeps its share (100,000 of 300,000 steps) of a shorter run
     return {"iteration_threshold": max(1, round(100_000 * steps / STUDY_STEPS))}
 
 
-def _deft(steps: int, dataset: str, dataset_size: int, batch_size: int) -> dict[str, Any]:
+def _deft(steps: int, dataset: str, dataset_size: int, batch_size: int,
+          setting: Mapping[str, Any]) -> dict[str, Any]:
     """Table 1's row of ``dataset`` (dSprites' when the dataset has none), epochs turned into
     steps over the full dataset at ``batch_size``, every stage scaled by steps / 300,000."""
     from dlib.methods.deft import DEFT_PRESETS, deft_config
@@ -78,10 +81,13 @@ def _deft(steps: int, dataset: str, dataset_size: int, batch_size: int) -> dict[
             "stage_steps": stages}
 
 
-def _oat(steps: int, dataset: str, dataset_size: int, batch_size: int) -> dict[str, Any]:
-    from dlib.methods.oat import schedule_for
+def _oat(steps: int, dataset: str, dataset_size: int, batch_size: int,
+         setting: Mapping[str, Any]) -> dict[str, Any]:
+    # the minimum time per z1 dimension is a share of the OAT phase per dimension: it depends on
+    # K, which a grid point may set (the ablation's K = 5)
+    from dlib.methods.oat import OATConfig, schedule_for
 
-    return schedule_for(steps)
+    return schedule_for(steps, num_z1=int(setting.get("num_z1", OATConfig().num_z1)))
 
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
@@ -117,13 +123,15 @@ def get(name: str) -> MethodSpec:
 
 
 def run_options(name: str, *, steps: int = STUDY_STEPS, dataset: str = "dsprites",
-                dataset_size: int = 737_280, batch_size: int = STUDY_BATCH_SIZE
-                ) -> dict[str, Any]:
-    """The options of method ``name`` that depend on the run (empty for most methods)."""
+                dataset_size: int = 737_280, batch_size: int = STUDY_BATCH_SIZE,
+                setting: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The options of method ``name`` that depend on the run and on the grid point's
+    ``setting`` (empty for most methods)."""
     spec = get(name)
     if spec.run_options is None:
         return {}
-    return spec.run_options(int(steps), dataset, int(dataset_size), int(batch_size))
+    return spec.run_options(int(steps), dataset, int(dataset_size), int(batch_size),
+                            dict(setting or {}))
 
 
 def study_grid(name: str, seed: int = 0) -> list[Any]:

@@ -493,11 +493,25 @@ def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
 
 def is_current(record: dict[str, Any], sc: Scale) -> bool:
     """Whether a model was trained with the options ``sc`` now sets for its method
-    (:attr:`Scale.method_options`; a setting of the grid wins over them, as in training)."""
-    want = {k: v for k, v in sc.options_of(record["method"]).items()
-            if k not in record.get("setting", {})}
+    (:attr:`Scale.method_options`) and with the run-dependent options its method now derives
+    from the run (``registry.run_options``, e.g. OAT's schedule); a setting of the grid wins
+    over both, as in training."""
+    from dlib.methods import registry
+
+    setting = record.get("setting", {})
     have = record.get("options", {})
-    return all(k in have and have[k] == v for k, v in want.items())
+    want = dict(sc.options_of(record["method"]))
+    # records written by the runner carry their run; DEFT's is re-sized to the sum of the stages
+    # its options give (the trainable's rule), so its record's steps are not the ones they came from
+    if "steps" in record and record["method"] != "deft":
+        derived = registry.run_options(
+            record["method"], steps=record["steps"],
+            dataset=str(record.get("dataset", "dsprites")).split(":")[0],
+            dataset_size=have.get("dataset_size", 737_280),
+            batch_size=record.get("batch_size", registry.STUDY_BATCH_SIZE), setting=setting)
+        want = {**derived, **want}
+    as_stored = json.loads(json.dumps({k: v for k, v in want.items() if k not in setting}))
+    return all(k in have and have[k] == v for k, v in as_stored.items())
 
 
 def _current(records: list[tuple[dict[str, Any], Any]], sc: Scale

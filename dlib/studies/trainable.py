@@ -113,7 +113,8 @@ def build_methods(point: dict[str, Any], seeds: list[int], steps: int, batch_siz
     """The models of one grid point (one per seed) and the options they are built with."""
     name = point["method"]
     options = {**registry.run_options(name, steps=steps, dataset=point["dataset"].split(":")[0],
-                                      dataset_size=dataset_size, batch_size=batch_size),
+                                      dataset_size=dataset_size, batch_size=batch_size,
+                                      setting=point["setting"]),
                **scale.options_of(name), **point["setting"]}
     fields = {f for f in registry.get(name).config_class().__dataclass_fields__}
     if scale.width != 1.0:
