@@ -286,8 +286,10 @@ THRESHOLD_CHECK: dict[str, Any] = {"image_size": 32, "width": 0.5, "repeats": 3,
 def pixels_changed(image_size: int, traversals: int = 20, seed: int = 0) -> dict[str, float]:
     """Mean number of pixels that change between neighbouring values of each dSprites factor
     (all other factors fixed at a random base), over ``traversals`` random bases. In the
-    two-image toy of the DEFT chapter (chapters/32_deft) the information threshold *is* this
-    count; so the ratio of the counts at two image sizes is the ratio of their thresholds."""
+    two-image toy of the DEFT chapter (chapters/32_deft) the information threshold is
+    proportional to the number of differing pixels; a dSprites factor's threshold is not this
+    count, but if it scales with it the same way, the ratio of the counts at two image sizes is
+    the ratio of the factor's thresholds (an inference: thresholds are measured at one size)."""
     from dlib.data import load
     from dlib.experiments.deft import factor_subset
 

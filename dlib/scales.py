@@ -120,10 +120,14 @@ _QUICK_METRICS: dict[str, dict[str, Any]] = {
 #: γ = 50 lowers the rate without removing it (``python -m dlib.cpu_scale rate``: one seed of
 #: four at C_max = 25; the study's Adam 1e-4 did not help, at γ = 1000 all four stayed at the
 #: mean image), so the study counts the collapsed models it trains.
-#: DEFT's pressures are information thresholds' neighbours, and a threshold is the number of
-#: pixels a factor changes (the DEFT chapter's two-image toy): at 32×32 every dSprites factor
-#: changes a quarter of the pixels it changes at 64×64 (``python -m dlib.cpu_scale
-#: thresholds``), so each stage's β above 1 is quartered too (70, 30, 12 → 17.5, 7.5, 3).
+#: DEFT's pressures are information thresholds' neighbours. In the DEFT chapter's two-image toy
+#: the threshold is proportional to the number of pixels that differ; a dSprites factor's
+#: threshold is not its pixel count (the shape changes the most pixels and has among the lowest
+#: thresholds), but if it scales with the count the same way, it is quartered at 32×32, where
+#: every factor changes a quarter of the pixels it changes at 64×64 (``python -m dlib.cpu_scale
+#: thresholds`` counts them, and measures thresholds at 32×32 only: the quartering is an
+#: inference, not a measurement). So each stage's β above 1 is quartered too (70, 30, 12 →
+#: 17.5, 7.5, 3).
 _CPU_METHOD_OPTIONS: dict[str, dict[str, Any]] = {"annealed_vae": {"gamma": 50.0},
                                                   "deft": {"pressure_scale": 0.25}}
 

@@ -216,7 +216,11 @@ _studies: list[Study] = [
 STUDIES: dict[str, Study] = {s.name: s for s in _studies}
 
 #: Table 2 of the DEFT paper (Wu et al.): failure rate (%) = share of models with MIG < 0.1,
-#: per dataset and method (the ``deft`` study's methods)
+#: per dataset and method (the ``deft`` study's methods). The paper does not say which models
+#: a baseline's rate counts; every baseline entry is a whole number out of 300 (47.7 = 143/300),
+#: so each most likely pools all 300 disentanglement_lib models of the method on the dataset
+#: (six hyperparameters × 50 seeds), not the 50 at the best setting of its Fig. 1. DEFT's
+#: 8.0 and 12.0 are not multiples of 10 % although the paper trained each model "10 times".
 DEFT_PAPER_TABLE2: dict[str, dict[str, float]] = {
     ds: dict(zip(("deft", "beta_vae", "factor_vae", "dip_vae_i", "dip_vae_ii", "beta_tc_vae",
                   "annealed_vae"), row, strict=True)) for ds, row in {
