@@ -16,8 +16,9 @@ repeating numbers:
     (FactorVAE score ≥ 0.65 and MIG ≥ 0.15, mean over three seeds): all of dSprites drawn at
     32×32, the reference network at half width without its first conv layer, 40,000 steps at
     batch 64, Adam 1e-3 (FactorVAE's discriminator narrowed with the network: 6 × 500 units;
-    AnnealedVAE's γ = 250 instead of 1000, whose code collapses at this scale; DEFT's pressures
-    quartered, as the information thresholds are with a quarter of the pixels),
+    AnnealedVAE's γ = 50 instead of 1000, whose code collapses at this scale; DEFT's pressures
+    quartered, on the inference that the information thresholds scale with the quartered pixel
+    counts),
     the study's metric settings (scored by encoding every image once,
     :mod:`dlib.metrics.encoded`) except the translation metric's, which is scored on 128 codes
     and one pair of values instead of 512 and two (about 30 core-minutes a model otherwise).
