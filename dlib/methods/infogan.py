@@ -55,7 +55,9 @@ from dlib.methods.base import Method, make_config, seeded
 
 @dataclass
 class InfoGANConfig:
-    """InfoGAN / InfoWGAN-GP; defaults are the FactorVAE paper's for 2D Shapes (dSprites)."""
+    """InfoGAN / InfoWGAN-GP with the FactorVAE paper's 2D Shapes (dSprites) networks, codes and
+    learning rates; λ = 1 is the value of its training-curve figures (its λ sweep over
+    {0, 0.1, …, 1} found 0.2 best on 2D Shapes)."""
 
     variant: Literal["gan", "wgan-gp"] = "wgan-gp"
     num_continuous: int = 4
