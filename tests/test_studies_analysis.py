@@ -18,6 +18,7 @@ from dlib.studies.analysis import (
     seeded,
     transfer_success,
     variance_explained,
+    variance_permutation_p,
 )
 
 
@@ -50,6 +51,49 @@ def test_variance_explained_is_the_r2_of_a_regression_on_the_groups():
     assert variance_explained(runs, "a") > 0.9  # the seed noise is small here
     with pytest.raises(ValueError, match="does not vary"):
         variance_explained([{**r, "scores": {"a": 1.0}} for r in runs], "a")
+
+
+def test_adjusted_share_is_the_adjusted_r2_of_the_regression():
+    runs = _runs()
+    for score in ("a", "b"):
+        y = np.array([r["scores"][score] for r in runs])
+        for by in (("method",), ("method", "setting")):
+            labels = [tuple(str(r[k] if k != "setting" else r["setting"]) for k in by)
+                      for r in runs]
+            X = np.array([[float(lab == g) for g in sorted(set(labels))] for lab in labels])
+            beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+            rss, tss = ((y - X @ beta) ** 2).sum(), ((y - y.mean()) ** 2).sum()
+            n, p = len(y), np.linalg.matrix_rank(X)
+            want = 1 - (rss / (n - p)) / (tss / (n - 1))
+            got = variance_explained(runs, score, by, adjusted=True)
+            assert got == pytest.approx(want, abs=1e-12)
+            assert got < variance_explained(runs, score, by)  # the raw share is larger
+    assert variance_explained(runs, "a", adjusted=False) == variance_explained(runs, "a")
+    one_each = [{**r, "seed": 0} for r in runs if r["seed"] == 0]  # one model per group
+    with pytest.raises(ValueError, match="more models"):
+        variance_explained(one_each, "a", adjusted=True)
+
+
+def test_permutation_p_matches_an_exhaustive_count():
+    # seven models in groups of 2, 2 and 3: all 5,040 orders of the scores, counted exactly
+    scores = [0.1, 0.3, 0.25, 0.6, 0.5, 0.45, 0.9]
+    runs = [{"method": m, "setting": {}, "seed": i, "scores": {"s": v}}
+            for i, (m, v) in enumerate(zip("AABBCCC", scores, strict=True))]
+    observed = variance_explained(runs, "s", ("method",))
+    null = [variance_explained([{**r, "scores": {"s": v}} for r, v in zip(runs, order,
+                                                                          strict=True)],
+                               "s", ("method",))
+            for order in itertools.permutations(scores)]
+    exact = np.mean(np.array(null) >= observed - 1e-12)
+    got = variance_permutation_p(runs, "s", ("method",), permutations=20_000, seed=1)
+    assert got == pytest.approx(exact, abs=0.015)
+    assert got == variance_permutation_p(runs, "s", ("method",), permutations=20_000, seed=1)
+    # a strong group effect is rare under shuffling; pure noise is not
+    many = _runs(3)
+    assert variance_permutation_p(many, "a", permutations=999) < 0.01
+    assert variance_permutation_p(many, "b", permutations=999) > 0.05
+    with pytest.raises(ValueError, match="positive"):
+        variance_permutation_p(many, "a", permutations=0)
 
 
 def test_seeded_keeps_the_settings_with_enough_seeds():
@@ -139,6 +183,31 @@ def test_transfer_on_the_same_models_leaves_each_seed_out():
     assert got == pytest.approx(np.mean(rates))
     with pytest.raises(ValueError, match="no method"):
         transfer_success(runs, [], "a", "a")
+
+
+def test_transfer_judged_within_the_held_out_seed():
+    runs = _runs(4)
+    got = analysis.transfer_by_method(runs, runs, "b", "a", judge="held_out")
+    for m in ("beta_vae", "factor_vae"):
+        per_seed = []
+        for seed in range(4):
+            medians = {}
+            for r in runs:
+                if r["method"] == m and r["seed"] != seed:
+                    medians.setdefault(r["setting"]["x"], []).append(r["scores"]["b"])
+            best = max(medians, key=lambda k: np.median(medians[k]))
+            own = [r for r in runs if r["method"] == m and r["seed"] == seed]
+            chosen = [r["scores"]["a"] for r in own if r["setting"]["x"] == best]
+            per_seed.append(_brute(chosen, [r["scores"]["a"] for r in own]))
+        assert got[m]["rate"] == pytest.approx(np.mean(per_seed))
+    everyone = analysis.transfer_by_method(runs, runs, "b", "a")
+    assert [row["chosen"] for row in got.values()] == [row["chosen"] for row in
+                                                       everyone.values()]
+    assert analysis.transfer_by_method(runs, runs, "b", "a", judge="all") == everyone
+    with pytest.raises(ValueError, match="same models"):
+        analysis.transfer_by_method(runs, _runs(5), "a", "a", judge="held_out")
+    with pytest.raises(ValueError, match="judge"):
+        analysis.transfer_by_method(runs, runs, "a", "a", judge="seed")
 
 
 def test_factor_kl_credits_each_active_latent_to_its_best_factor():

@@ -6,6 +6,8 @@ with ``dataset``, ``method``, ``setting``, ``seed`` and ``scores``) and computes
 * :func:`variance_explained` — the share of a score's variance that the method alone, or the
   method with its hyperparameter, explains (the R² of a regression on those categories; the rest
   is the seed's), as in the paper's Table 2 (a) and (b);
+* :func:`variance_permutation_p` — how often shuffling the scores over the models explains as
+  much (the chance level of :func:`variance_explained` with few models per group);
 * :func:`seeded` — the models of the settings trained with several seeds: those whose
   variance :func:`variance_explained` can split between the setting and the seed;
 * :func:`rank_correlations` — the Spearman rank correlation of every pair of scores over the
@@ -34,7 +36,8 @@ import numpy as np
 
 from dlib.studies.declarations import setting_key
 
-__all__ = ["score_pairs", "seeded", "variance_explained", "rank_correlations", "rank_table",
+__all__ = ["score_pairs", "seeded", "variance_explained", "variance_permutation_p",
+           "rank_correlations", "rank_table",
            "transfer_success", "transfer_by_method",
            "with_sample_efficiency", "factor_kl"]
 
@@ -69,13 +72,42 @@ def seeded(runs: Sequence[Run], min_seeds: int = 2) -> list[Run]:
             if groups[(r.get("dataset"), *_group(r, ("method", "setting")))] >= min_seeds]
 
 
+def _score_groups(runs: Sequence[Run], score: str, by: Sequence[str],
+                  caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, group index of each) of the models that have ``score``."""
+    values = [(v, _group(r, by)) for r in runs if (v := _value(r, score)) is not None]
+    if len(values) < 2:
+        raise ValueError(f"{caller} needs at least two models with {score!r}")
+    y = np.array([v for v, _ in values])
+    if float(((y - y.mean()) ** 2).sum()) == 0:
+        raise ValueError(f"{score!r} does not vary over the models: nothing to explain")
+    names = sorted({g for _, g in values}, key=repr)
+    return y, np.array([names.index(g) for _, g in values])
+
+
+def _r2(y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """R² of the group means for each row of ``y`` (..., n): 1 − within SS / total SS."""
+    total = ((y - y.mean(-1, keepdims=True)) ** 2).sum(-1)
+    k = int(groups.max()) + 1
+    onehot = np.eye(k)[groups]                              # (n, k)
+    means = (y @ onehot) / onehot.sum(0)                    # (..., k) group means
+    within = ((y - means[..., groups]) ** 2).sum(-1)
+    return 1.0 - within / total
+
+
 def variance_explained(runs: Sequence[Run], score: str,
-                       by: Sequence[str] = ("method", "setting")) -> float:
+                       by: Sequence[str] = ("method", "setting"),
+                       adjusted: bool = False) -> float:
     """The share of ``score``'s variance over the models explained by the categories ``by``:
     1 − (sum of squares within the groups) / (total sum of squares), which is the R² of a
     least-squares regression of the score on one-hot indicators of the groups. With
     ``by=("method",)`` the objective alone; with ``("method", "setting")`` the objective and
-    its regularisation strength; what is left is due to the seed."""
+    its regularisation strength; what is left is due to the seed.
+
+    With k groups over n models, scores that do not depend on the group at all still give an
+    R² of about (k − 1)/(n − 1) on average. ``adjusted=True`` returns the adjusted R²,
+    1 − (within / (n − k)) / (total / (n − 1)), which is about 0 for such scores (and can be
+    negative); it needs n > k."""
     values = [(v, _group(r, by)) for r in runs if (v := _value(r, score)) is not None]
     if len(values) < 2:
         raise ValueError(f"variance_explained needs at least two models with {score!r}")
@@ -84,10 +116,34 @@ def variance_explained(runs: Sequence[Run], score: str,
     if total == 0:
         raise ValueError(f"{score!r} does not vary over the models: nothing to explain")
     within = 0.0
-    for g in {g for _, g in values}:
+    groups = {g for _, g in values}
+    for g in groups:
         yg = np.array([v for v, h in values if h == g])
         within += float(((yg - yg.mean()) ** 2).sum())
-    return 1.0 - within / total
+    if not adjusted:
+        return 1.0 - within / total
+    n, k = len(y), len(groups)
+    if n <= k:
+        raise ValueError(f"the adjusted share needs more models ({n}) than groups ({k})")
+    return 1.0 - (within / (n - k)) / (total / (n - 1))
+
+
+def variance_permutation_p(runs: Sequence[Run], score: str,
+                           by: Sequence[str] = ("method", "setting"),
+                           permutations: int = 9999, seed: int = 0) -> float:
+    """How often a random assignment of the scores to the models explains at least as much of
+    the variance as the groups ``by`` do: the scores are shuffled over the models (the groups
+    kept) ``permutations`` times with ``numpy.random.default_rng(seed)``, and the p-value is
+    (1 + number of shuffles whose :func:`variance_explained` is at least the observed one)
+    / (1 + ``permutations``). Small values mean the groups explain more than chance."""
+    if permutations < 1:
+        raise ValueError("permutations must be a positive integer")
+    y, groups = _score_groups(runs, score, by, "variance_permutation_p")
+    observed = _r2(y, groups)
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack([rng.permutation(y) for _ in range(permutations)])
+    null = _r2(shuffled, groups)
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + permutations))
 
 
 def rank_correlations(runs: Sequence[Run], scores: Sequence[str]) -> np.ndarray:
@@ -163,7 +219,7 @@ def _beats(chosen: Sequence[float], pool: Sequence[float]) -> float:
 
 
 def transfer_by_method(source: Sequence[Run], target: Sequence[Run], source_score: str,
-                       target_score: str) -> dict[str, dict[str, Any]]:
+                       target_score: str, judge: str = "all") -> dict[str, dict[str, Any]]:
     """Per method, the setting chosen on ``source`` and how often it wins on ``target``.
 
     For each method present on both sides: choose its setting with the best median
@@ -176,8 +232,17 @@ def transfer_by_method(source: Sequence[Run], target: Sequence[Run], source_scor
     seeds, so a model never selects itself, and ``rate`` is the mean over those seeds. Methods
     with nothing to judge (no scores, or the chosen setting absent from the target) are left
     out.
+
+    ``judge`` says which models the chosen one is compared with in that same-models case:
+    ``"all"`` (the default) every model of the method, including those of the seeds that did
+    the choosing; ``"held_out"`` only the held-out seed's own models, so that neither side of
+    the comparison was seen by the choice.
     """
+    if judge not in ("all", "held_out"):
+        raise ValueError(f"judge must be 'all' or 'held_out', got {judge!r}")
     same = source is target or [id(r) for r in source] == [id(r) for r in target]
+    if judge == "held_out" and not same:
+        raise ValueError("judge='held_out' needs the same models as source and target")
     out: dict[str, dict[str, Any]] = {}
     for method in sorted({r["method"] for r in target} & {r["method"] for r in source}):
         tgt = [r for r in target if r["method"] == method and _value(r, target_score) is not None]
@@ -190,8 +255,10 @@ def transfer_by_method(source: Sequence[Run], target: Sequence[Run], source_scor
             best = _best_setting(others, source_score)
             chosen = [_value(r, target_score) for r in tgt if setting_key(r["setting"]) == best
                       and (seed is None or r["seed"] == seed)]
+            judged = pool if judge == "all" else [
+                _value(r, target_score) for r in tgt if r["seed"] == seed]
             if chosen:
-                rates.append(_beats(chosen, pool))
+                rates.append(_beats(chosen, judged))
                 picks.append(best)
         if rates:
             out[method] = {"rate": float(np.mean(rates)), "chosen": picks, "models": len(pool)}
