@@ -163,6 +163,16 @@ def test_transfer_success_by_brute_force():
     assert list(analysis.transfer_by_method(source, partial, "c", "a")) == ["beta_vae"]
 
 
+def _chosen_without(runs, method, seed, score):
+    """By brute force: the setting of ``method`` with the best median ``score`` over the
+    other seeds' models."""
+    medians = {}
+    for r in runs:
+        if r["method"] == method and r["seed"] != seed:
+            medians.setdefault(r["setting"]["x"], []).append(r["scores"][score])
+    return max(medians, key=lambda k: np.median(medians[k]))
+
+
 def test_transfer_on_the_same_models_leaves_each_seed_out():
     runs = _runs(2)
     got = transfer_success(runs, runs, "a", "a")
@@ -171,11 +181,7 @@ def test_transfer_on_the_same_models_leaves_each_seed_out():
         pool = [r["scores"]["a"] for r in runs if r["method"] == m]
         per_seed = []
         for seed in range(4):
-            medians = {}
-            for r in runs:
-                if r["method"] == m and r["seed"] != seed:
-                    medians.setdefault(r["setting"]["x"], []).append(r["scores"]["a"])
-            best = max(medians, key=lambda k: np.median(medians[k]))
+            best = _chosen_without(runs, m, seed, "a")
             chosen = [r["scores"]["a"] for r in runs if r["method"] == m and r["seed"] == seed
                       and r["setting"]["x"] == best]
             per_seed.append(_brute(chosen, pool))
@@ -191,11 +197,7 @@ def test_transfer_judged_within_the_held_out_seed():
     for m in ("beta_vae", "factor_vae"):
         per_seed = []
         for seed in range(4):
-            medians = {}
-            for r in runs:
-                if r["method"] == m and r["seed"] != seed:
-                    medians.setdefault(r["setting"]["x"], []).append(r["scores"]["b"])
-            best = max(medians, key=lambda k: np.median(medians[k]))
+            best = _chosen_without(runs, m, seed, "b")
             own = [r for r in runs if r["method"] == m and r["seed"] == seed]
             chosen = [r["scores"]["a"] for r in own if r["setting"]["x"] == best]
             per_seed.append(_brute(chosen, [r["scores"]["a"] for r in own]))

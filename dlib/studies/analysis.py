@@ -108,24 +108,14 @@ def variance_explained(runs: Sequence[Run], score: str,
     R² of about (k − 1)/(n − 1) on average. ``adjusted=True`` returns the adjusted R²,
     1 − (within / (n − k)) / (total / (n − 1)), which is about 0 for such scores (and can be
     negative); it needs n > k."""
-    values = [(v, _group(r, by)) for r in runs if (v := _value(r, score)) is not None]
-    if len(values) < 2:
-        raise ValueError(f"variance_explained needs at least two models with {score!r}")
-    y = np.array([v for v, _ in values])
-    total = float(((y - y.mean()) ** 2).sum())
-    if total == 0:
-        raise ValueError(f"{score!r} does not vary over the models: nothing to explain")
-    within = 0.0
-    groups = {g for _, g in values}
-    for g in groups:
-        yg = np.array([v for v, h in values if h == g])
-        within += float(((yg - yg.mean()) ** 2).sum())
+    y, groups = _score_groups(runs, score, by, "variance_explained")
+    r2 = float(_r2(y, groups))
     if not adjusted:
-        return 1.0 - within / total
-    n, k = len(y), len(groups)
+        return r2
+    n, k = len(y), int(groups.max()) + 1
     if n <= k:
         raise ValueError(f"the adjusted share needs more models ({n}) than groups ({k})")
-    return 1.0 - (within / (n - k)) / (total / (n - 1))
+    return 1.0 - (1.0 - r2) * (n - 1) / (n - k)
 
 
 def variance_permutation_p(runs: Sequence[Run], score: str,
