@@ -123,12 +123,14 @@ def test_an_interrupted_study_resumes_and_trains_only_the_rest(cluster, tmp_path
     study = _study("t_resume")
     where = {"scale": TINY, "storage": tmp_path / "ray"}
     # two CPUs per trial: one trial at a time on the 2-CPU cluster, the other waits (pending)
-    first = studies.run(study, max_trials=1, cpus_per_trial=2, verbose=0, **where)
+    first = studies.run(study, max_trials=1, cpus_per_trial=2, verbose=0,
+                        command_line="session 1", **where)
     assert first["finished_models"] == 1 and first["remaining_models"] == 1  # stopped
     studies.export(study, out=tmp_path / "a", **where)
     done = studies.load("t_resume", root=tmp_path / "a").runs
     assert len(done) == 1
-    second = studies.run(study, cpus_per_trial=2, verbose=0, **where)  # restores it
+    second = studies.run(study, cpus_per_trial=2, verbose=0, command_line="session 2",
+                         **where)  # restores it
     assert second["finished"] == 2 and second["errored"] == 0
     assert second["remaining_models"] == 0
     studies.export(study, out=tmp_path / "b", **where)
@@ -136,6 +138,12 @@ def test_an_interrupted_study_resumes_and_trains_only_the_rest(cluster, tmp_path
     assert len(runs) == 2
     kept = runs[done[0]["key"]]
     assert kept == done[0]  # the finished model was not trained again
+    assert kept["provenance"]["command"] == "session 1"
+    assert "experiment_command" not in kept["provenance"]
+    (resumed,) = [r for key, r in runs.items() if key != done[0]["key"]]
+    # trained by the second session in the experiment the first created: both are named
+    assert resumed["provenance"]["command"] == "session 2"
+    assert resumed["provenance"]["experiment_command"] == "session 1"
     for run in runs.values():  # what each model cost in CPU, summed over the resume
         assert run["cpu_seconds"]["train"] > 0 and run["cpu_seconds"]["evaluate"] > 0
         assert run["cpu_seconds"]["models_in_trial"] == 1

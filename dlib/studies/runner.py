@@ -211,7 +211,10 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     if cpus_per_trial < 1:
         raise ValueError("cpus_per_trial must be positive")
     resources = {"cpu": cpus_per_trial, "gpu": gpu} if gpu > 0 else {"cpu": cpus_per_trial}
-    trainable = tune.with_resources(train_and_evaluate, resources)
+    # this session's command reaches the trials through with_parameters (a restored trial's
+    # config still holds the command that created the experiment)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_and_evaluate, command=prov.command), resources)
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)

@@ -164,8 +164,14 @@ def _trainer(methods: list[Any]) -> Any:
     return train
 
 
-def train_and_evaluate(config: dict[str, Any]) -> None:
-    """The Ray Tune trainable: train and evaluate the models of one trial (see the module)."""
+def train_and_evaluate(config: dict[str, Any], command: str | None = None) -> None:
+    """The Ray Tune trainable: train and evaluate the models of one trial (see the module).
+
+    ``command`` is the run command of this session (:func:`dlib.studies.run` passes it with
+    ``tune.with_parameters``, which a restore re-specifies); the trial's config holds the one
+    that created the experiment, fixed when it started. A record names the first as its
+    ``command`` and, where they differ, the second as ``experiment_command``.
+    """
     from ray import tune
 
     from dlib.scales import Scale
@@ -174,7 +180,9 @@ def train_and_evaluate(config: dict[str, Any]) -> None:
     from dlib.train import fit_in_stages
 
     started = time.time()
-    prov = _results.Provenance(config.get("command"))
+    prov = _results.Provenance(command or config.get("command"))
+    created_by = config.get("command")
+    origin = {"experiment_command": created_by} if created_by not in (None, prov.command) else {}
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
     study = Study.from_dict(config["study"])
@@ -273,7 +281,8 @@ def train_and_evaluate(config: dict[str, Any]) -> None:
         for name, arr in arrays.items():
             np.save(work / f"{key}.{name}.npy", arr)
         record["provenance"] = prov.finish(scale=scale.name, ray=_ray_version(),
-                                           trial_wall_s=round(time.time() - started, 1))
+                                           trial_wall_s=round(time.time() - started, 1),
+                                           **origin)
         (work / f"{key}.json").write_text(json.dumps(_results._jsonable(record)))
     state["finished"] = True
     state["records"] = [trial_key(point, s) for s in seeds]
