@@ -620,7 +620,11 @@ def test_exported_models_of_an_old_option_are_retrained_and_set_aside(tmp_path):
 def test_run_options_follow_the_grid_point_and_stale_ones_are_retrained():
     """OAT's minimum time per z1 dimension is a share of the OAT phase per dimension, so the
     ablation's K = 5 gets twice K = 10's; a model trained with K = 10's schedule at K = 5 (the
-    bug this guards against) is not current, and neither scale options nor DEFT are touched."""
+    bug this guards against) is not current, and scale options are not touched. DEFT's record
+    steps are the sum of its stages, so its options are checked against the requested steps
+    where the record keeps them (older DEFT records cannot be checked)."""
+    import json
+
     from dlib.methods.oat import schedule_for
     from dlib.scales import SCALES
     from dlib.studies.runner import is_current
@@ -641,6 +645,16 @@ def test_run_options_follow_the_grid_point_and_stale_ones_are_retrained():
                                        "pressure_scale": 0.25}}
     assert is_current(deft, cpu) and not is_current(
         {**deft, "options": {"stage_steps": [768, 768, 1536, 5760]}}, cpu)
+    # a DEFT record that keeps its requested steps is checked against the stages they give
+    derived = registry.run_options("deft", steps=10_000, dataset="dsprites", batch_size=64)
+    assert list(derived["stage_steps"]) == [768, 768, 1536, 5760]
+    kept = {**deft, "requested_steps": 10_000, "options": {
+        **json.loads(json.dumps(derived)), "pressure_scale": 0.25}}
+    assert is_current(kept, cpu)
+    assert not is_current({**kept, "requested_steps": 20_000}, cpu)  # other stages
+    for other in ({**kept["options"], "stage_steps": [678, 678, 1357, 5087]},
+                  {**kept["options"], "gamma": 0.2}):
+        assert not is_current({**kept, "options": other}, cpu)
 
 
 def test_an_experiment_started_with_old_options_is_not_resumed(tmp_path):

@@ -72,6 +72,7 @@ def test_two_trial_study_runs_end_to_end_and_exports(retried):
     for run in result.runs:
         assert set(run["scores"]) >= {"mig", "dci", "dci_completeness", "recon"}
         assert len(run["kl"]) == 10 and run["history"]["step"][-1] == 6
+        assert run["steps"] == run["requested_steps"] == 6
         assert run["provenance"]["scale"] == "tiny"
     trav = result.traversal("best")
     assert trav.dtype == np.uint8 and trav.shape[1:] == (9, 1, 64, 64)

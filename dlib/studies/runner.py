@@ -504,11 +504,13 @@ def is_current(record: dict[str, Any], sc: Scale) -> bool:
     setting = record.get("setting", {})
     have = record.get("options", {})
     want = dict(sc.options_of(record["method"]))
-    # records written by the runner carry their run; DEFT's is re-sized to the sum of the stages
-    # its options give (the trainable's rule), so its record's steps are not the ones they came from
-    if "steps" in record and record["method"] != "deft":
+    # records written by the runner carry their run. DEFT's is re-sized to the sum of the stages
+    # its options give (the trainable's rule), so its options come from the requested steps,
+    # which records keep since 2026-12-05; an older DEFT record cannot be checked this way
+    steps = record.get("requested_steps", record.get("steps"))
+    if steps is not None and (record["method"] != "deft" or "requested_steps" in record):
         derived = registry.run_options(
-            record["method"], steps=record["steps"],
+            record["method"], steps=steps,
             dataset=str(record.get("dataset", "dsprites")).split(":")[0],
             dataset_size=have.get("dataset_size", 737_280),
             batch_size=record.get("batch_size", registry.STUDY_BATCH_SIZE), setting=setting)

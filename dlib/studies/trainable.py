@@ -195,6 +195,7 @@ def train_and_evaluate(config: dict[str, Any], command: str | None = None) -> No
     data, train, evaluation = load_data(point["dataset"], scale, device)
     methods, options = build_methods(point, seeds, steps, batch_size, tuple(data.image_shape),
                                      len(train), scale)
+    requested = steps  # what the run options were derived from (records keep it)
     own = getattr(methods[0].config, "stage_steps", None)
     if own is not None and point["method"] == "deft":
         steps = int(sum(own))  # DEFT trains for the sum of its (scaled) stages
@@ -259,7 +260,8 @@ def train_and_evaluate(config: dict[str, Any], command: str | None = None) -> No
         record: dict[str, Any] = {
             "format": RECORD_FORMAT, "study": study.name, "key": trial_key(point, ctx.seed),
             "dataset": point["dataset"], "method": point["method"], "setting": point["setting"],
-            "seed": ctx.seed, "options": options, "steps": steps, "batch_size": batch_size,
+            "seed": ctx.seed, "options": options, "steps": steps,
+            "requested_steps": requested, "batch_size": batch_size,
             "scale": scale.name, "metric_seed": ctx.metric_seed, "scores": {}, "arrays": [],
         }
         ctx.record = record
