@@ -115,6 +115,15 @@ def test_executed(ipynb: Path):
     assert check_pairs.execution_problems(ipynb) == []
 
 
+def test_the_course_guide_runs_after_the_chapters_it_tabulates():
+    import execute
+
+    mds = sorted((ROOT / "chapters").glob("*.md"))
+    order = execute.run_order(mds)
+    assert order[-1].stem == execute.COURSE_GUIDE and sorted(order) == mds
+    assert [p.stem for p in order[:-1]] == [p.stem for p in mds if p.stem != execute.COURSE_GUIDE]
+
+
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_no_split_stream_outputs(ipynb: Path):
     assert check_pairs.split_stream_problems(ipynb) == []

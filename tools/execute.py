@@ -42,6 +42,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 TIMEOUT_S = 1800  # per cell
+COURSE_GUIDE = "90_course_guide"  # runs after the chapters whose records it reads
 
 
 class CurrentEnvKernelSpecs(KernelSpecManager):
@@ -145,9 +146,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_order(mds: list[Path]) -> list[Path]:
+    """The chapters in the order given, the course guide last: it tabulates the other chapters'
+    run records, so it must run after them."""
+    return sorted(mds, key=lambda p: p.stem == COURSE_GUIDE)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     mds = [p.with_suffix(".md") for p in args.chapters] or sorted(CHAPTERS.glob("*.md"))
+    mds = run_order(mds)
     missing = [str(p) for p in mds if not p.exists()]
     if missing:
         print(f"execute: no such chapter source: {', '.join(missing)}", file=sys.stderr)

@@ -254,10 +254,8 @@ PLAN: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("Part III · Methods", "DIP-VAE", ("dip_vae",), False),
     ("Part III · Methods", "InfoGAN and InfoWGAN-GP", ("infogan",), False),
     ("Part IV · Limits", "The impossibility theorem", ("impossibility",), True),
-    ("Part IV · Limits", "The large-scale study: seeds vs hyperparameters",
-     ("large_scale_study",), True),
-    ("Part IV · Limits", "Model selection and downstream tasks",
-     ("model_selection", "downstream"), False),
+    ("Part IV · Limits", "The large-scale study: seeds vs hyperparameters, model selection, "
+     "downstream tasks", ("large_scale_study",), True),
     ("Part V · Beyond independence and luck", "Disentangling one factor at a time (OAT)",
      ("oat",), False),
     ("Part V · Beyond independence and luck",
