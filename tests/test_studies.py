@@ -835,3 +835,22 @@ def test_an_export_during_a_run_names_that_run_not_the_previous_one():
     assert unended_run([], [old])["commit"] == "aaa"  # no run has ended yet
     # a model that started while run 1 was still going is run 1's
     assert unended_run(ended, [{**old, "started_utc": "2026-12-03T10:59:59Z"}]) is None
+
+
+def test_status_counts_the_selection_it_was_given(tmp_path):
+    """``status`` with ``methods``/``seeds`` counts that selection's models only (a run of one
+    method once reported the whole study's exported models beside the selection's plan, and a
+    negative remainder). Read against the committed CPU-scale results, whose seed-0 grid of
+    every method is exported; ``tmp_path`` is an empty Ray storage (nothing started)."""
+    where = {"scale": "cpu", "storage": tmp_path}
+    one = studies.status("locatello", methods=["dip_vae_i"], seeds=[0], **where)
+    assert (one["planned_models"], one["exported_models"], one["remaining_models"]) == (6, 6, 0)
+    assert one["started"] is False
+    every = studies.status("locatello", seeds=[0], **where)
+    assert (every["planned_models"], every["exported_models"]) == (36, 36)
+    retrain = studies.status("locatello", methods=["dip_vae_i"], seeds=[0], count_exported=False,
+                             **where)
+    assert (retrain["exported_models"], retrain["remaining_models"]) == (0, 6)
+    whole = studies.status("locatello", **where)  # the study's own seeds: 6 × 6 × 3
+    assert whole["planned_models"] == 108
+    assert whole["remaining_models"] == 108 - whole["exported_models"] >= 0

@@ -200,8 +200,8 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
         print(f"{why}; that experiment is kept at {aside} and a new one starts")
     if not jobs and not tune_can_restore(path):
         info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
-                      datasets=datasets, out=out)
-        return {**info, "exported_models": len(done), "note": "every model is exported already"}
+                      datasets=datasets, out=out, count_exported=skip_exported)
+        return {**info, "note": "every model is exported already"}
     _init_ray(address, cpus)
     from dlib.studies.session import SESSION, SessionLimit, TrialBar
 
@@ -237,8 +237,8 @@ def run(name: str | Study, *, scale: str | Scale | None = None, seeds: list[int]
     runs = json.loads(log.read_text()) if log.exists() else []
     log.write_text(json.dumps(_results._jsonable([*runs, record]), indent=1))
     info = status(name, scale=sc, steps=steps, seeds=seeds, storage=storage, methods=methods,
-                  datasets=datasets, out=out)
-    return {**info, "exported_models": len(done)}
+                  datasets=datasets, out=out, count_exported=skip_exported)
+    return info
 
 
 def unended_run(runs: list[dict[str, Any]], provs: list[dict[str, Any]]
@@ -478,20 +478,28 @@ def _records(path: str) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], di
 def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | None = None,
            seeds: list[int] | None = None, storage: str | os.PathLike | None = None,
            methods: list[str] | None = None, out: str | os.PathLike | None = None,
-           datasets: list[str] | None = None) -> dict[str, Any]:
+           datasets: list[str] | None = None, count_exported: bool = True) -> dict[str, Any]:
     """How far the study got: planned models, those exported to ``out`` (default
     ``book/results``) at this scale, and the trials of this machine's experiment, finished,
-    errored or unfinished (the grid's later trials are made as earlier ones start)."""
+    errored or unfinished (the grid's later trials are made as earlier ones start).
+
+    With ``methods``, ``datasets`` or ``seeds`` the counts are those of that selection (the
+    run's own experiment): ``planned_models`` and ``exported_models`` count its models only,
+    so ``remaining_models`` is what the selection still has to train, never negative.
+    ``count_exported=False`` (a run that retrains) counts no exported model as done."""
     study, sc, path = _resolve(name, scale, steps, seeds, storage, methods, datasets)
-    done = exported_keys(study, sc, steps, out)
+    selection = {trial_key(p, s) for p in study.points()
+                 if (not methods or p["method"] in methods)
+                 and (not datasets or p["dataset"] in datasets) for s in study.seeds}
+    done = exported_keys(study, sc, steps, out) & selection if count_exported else set()
     info: dict[str, Any] = {"study": study.name, "experiment": path,
-                            "planned_models": study.planned(), "exported_models": len(done)}
+                            "planned_models": len(selection), "exported_models": len(done)}
     if not tune_can_restore(path):
-        return {**info, "started": False, "remaining_models": study.planned() - len(done)}
+        return {**info, "started": False, "remaining_models": len(selection - done)}
     records, counts = _records(path)
     finished = {r["key"] for r, _ in records}
     return {**info, "started": True, **counts, "finished_models": len(records),
-            "remaining_models": study.planned() - len(finished | done)}
+            "remaining_models": len(selection - finished - done)}
 
 
 def is_current(record: dict[str, Any], sc: Scale) -> bool:
