@@ -294,6 +294,13 @@ def parse_setting(text: str) -> tuple[str, dict[str, float]]:
     return method.strip(), setting
 
 
+def selected_points(study: Study, methods: list[str] | None = None,
+                    datasets: list[str] | None = None) -> list[dict[str, Any]]:
+    """The study's points of these methods and datasets (all of them where ``None``)."""
+    return [p for p in study.points() if (not methods or p["method"] in methods)
+            and (not datasets or p["dataset"] in datasets)]
+
+
 def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None = None,
                done: set[str] | frozenset[str] = frozenset(),
                datasets: list[str] | None = None,
@@ -309,8 +316,7 @@ def trial_jobs(study: Study, seeds_per_trial: int = 1, methods: list[str] | None
     nothing in the study is an error."""
     seed_groups = [list(study.seeds[i:i + seeds_per_trial])
                    for i in range(0, len(study.seeds), seeds_per_trial)]
-    points = [p for p in study.points() if (not methods or p["method"] in methods)
-              and (not datasets or p["dataset"] in datasets)]
+    points = selected_points(study, methods, datasets)
     order = list(dict.fromkeys((p["dataset"], p["method"]) for p in points))
     jobs = [{"point": p, "seeds": g} for dm in order for g in seed_groups for p in points
             if (p["dataset"], p["method"]) == dm and not all(trial_key(p, s) in done for s in g)]
@@ -488,9 +494,8 @@ def status(name: str | Study, *, scale: str | Scale | None = None, steps: int | 
     so ``remaining_models`` is what the selection still has to train, never negative.
     ``count_exported=False`` (a run that retrains) counts no exported model as done."""
     study, sc, path = _resolve(name, scale, steps, seeds, storage, methods, datasets)
-    selection = {trial_key(p, s) for p in study.points()
-                 if (not methods or p["method"] in methods)
-                 and (not datasets or p["dataset"] in datasets) for s in study.seeds}
+    selection = {trial_key(p, s) for p in selected_points(study, methods, datasets)
+                 for s in study.seeds}
     done = exported_keys(study, sc, steps, out) & selection if count_exported else set()
     info: dict[str, Any] = {"study": study.name, "experiment": path,
                             "planned_models": len(selection), "exported_models": len(done)}
